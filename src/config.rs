@@ -1,0 +1,139 @@
+//! Command-line configuration: what to serve, where, and to whom. Parsing and validation only;
+//! no sockets are opened here.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mioftpd",
+    version,
+    about = "A concurrent FTP server on one mio event loop."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Subcommands>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Subcommands {
+    /// Manage the users file.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersAction {
+    /// Add a user, or replace its password; reads the password from standard input (one line).
+    Add {
+        /// The users file (created if missing).
+        file: PathBuf,
+        /// The user name.
+        name: String,
+        /// The user may read but not write.
+        #[arg(long)]
+        read_only: bool,
+    },
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// Address and port of the control listener.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:2121")]
+    pub listen: SocketAddr,
+    /// The directory served as `/`.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub root: PathBuf,
+    /// Allow anonymous (read-only) logins as `anonymous` or `ftp`. On by default when no
+    /// `--users` file is given.
+    #[arg(long)]
+    pub anonymous: bool,
+    /// Users file: `NAME:HASH[:rw|ro]` lines (see `mioftpd users add`).
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// Ports for passive data connections, e.g. `50000-50100` (default: any free port).
+    #[arg(long, value_name = "A-B", value_parser = parse_port_range)]
+    pub pasv_ports: Option<RangeInclusive<u16>>,
+    /// The IPv4 address `PASV` replies advertise (for a server behind NAT).
+    #[arg(long, value_name = "IP")]
+    pub pasv_address: Option<Ipv4Addr>,
+}
+
+impl Config {
+    /// The defaults, serving `root`; what tests start from.
+    pub fn new(root: impl Into<PathBuf>) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2121)),
+            root: root.into(),
+            anonymous: false,
+            users: None,
+            pasv_ports: None,
+            pasv_address: None,
+        }
+    }
+
+    /// Anonymous access is on when asked for, or when there is no other way to log in.
+    pub fn anonymous_allowed(&self) -> bool {
+        self.anonymous || self.users.is_none()
+    }
+}
+
+fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let (low, high) = text
+        .split_once('-')
+        .ok_or("expected A-B, e.g. 50000-50100")?;
+    let low: u16 = low
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad first port: {e}"))?;
+    let high: u16 = high
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad last port: {e}"))?;
+    if low == 0 || low > high {
+        return Err("expected 1 <= A <= B".into());
+    }
+    Ok(low..=high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("50000-50100"), Ok(50000..=50100));
+        assert_eq!(parse_port_range("7-7"), Ok(7..=7));
+        for bad in ["", "5", "9-1", "0-5", "a-b", "1-70000"] {
+            assert!(parse_port_range(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cli_defaults_and_subcommand() {
+        let cli = Cli::try_parse_from(["mioftpd"]).unwrap();
+        assert_eq!(cli.config.listen, "127.0.0.1:2121".parse().unwrap());
+        assert!(cli.config.anonymous_allowed());
+        let cli = Cli::try_parse_from(["mioftpd", "--users", "u.txt"]).unwrap();
+        assert!(!cli.config.anonymous_allowed());
+        let cli = Cli::try_parse_from(["mioftpd", "users", "add", "u.txt", "alice", "--read-only"])
+            .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Subcommands::Users {
+                action: UsersAction::Add {
+                    read_only: true,
+                    ..
+                }
+            })
+        ));
+        assert!(Cli::try_parse_from(["mioftpd", "--listen", "nonsense"]).is_err());
+    }
+}

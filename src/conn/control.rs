@@ -1,0 +1,185 @@
+//! A control connection: socket bytes → `LineReader` → `Command` → `Session`, and the session's
+//! replies → output bytes → socket. It opens no files and touches no other slot: whatever the
+//! session needs from the loop comes back as `Outcome::Effect`.
+
+use super::Outcome;
+use crate::buffer::{interrupted, would_block};
+use crate::ftp::command::{loggable, parse};
+use crate::ftp::line::{Line, LineReader};
+use crate::ftp::{Code, Command, Effect, Reply, Session};
+use log::{debug, trace};
+use mio::Token;
+use mio::net::TcpStream;
+use std::io::{self, Read, Write};
+
+/// Replies waiting to be sent beyond this size stop command processing: a client that sends
+/// commands but never reads the answers is held back instead of growing our memory.
+const MAX_OUTPUT: usize = 16 * 1024;
+
+pub struct Control {
+    pub stream: TcpStream,
+    pub session: Session,
+    /// The session's data slot (passive listener or data connection), if any.
+    pub data: Option<Token>,
+    input: LineReader,
+    /// Encoded replies; `output[written..]` is still to be sent.
+    output: Vec<u8>,
+    written: usize,
+    /// A command that arrived while the session could not take it yet.
+    held: Option<Command>,
+    /// The last read stopped before `WouldBlock`, so no readiness edge will remind us.
+    unread: bool,
+    peer_closed: bool,
+}
+
+impl Control {
+    pub fn new(stream: TcpStream, session: Session) -> Control {
+        Control {
+            stream,
+            session,
+            data: None,
+            input: LineReader::new(),
+            output: Vec::new(),
+            written: 0,
+            held: None,
+            unread: false,
+            peer_closed: false,
+        }
+    }
+
+    /// Does whatever the socket and the session allow now.
+    pub fn ready(&mut self) -> Outcome {
+        if let Err(e) = self.read() {
+            debug!("[#{}] control read error: {e}", self.session.id);
+            return Outcome::Close;
+        }
+        let effect = self.process();
+        if let Err(e) = self.write() {
+            debug!("[#{}] control write error: {e}", self.session.id);
+            return Outcome::Close;
+        }
+        let flushed = self.written == self.output.len();
+        if let Some(effect) = effect {
+            return Outcome::Effect(effect);
+        }
+        if self.session.is_quitting() && flushed {
+            return Outcome::Close;
+        }
+        // The peer is gone and nothing it sent is still waiting for a session event.
+        if self.peer_closed
+            && self.held.is_none()
+            && !self.session.is_busy()
+            && !self.input_pending()
+        {
+            return Outcome::Close;
+        }
+        if self.unread && self.input.wants_input() {
+            return Outcome::Again;
+        }
+        Outcome::Wait
+    }
+
+    fn input_pending(&mut self) -> bool {
+        !self.input.wants_input() || self.unread
+    }
+
+    /// Reads until `WouldBlock`, end of stream, or the line backlog is full.
+    fn read(&mut self) -> io::Result<()> {
+        let mut chunk = [0u8; 4096];
+        self.unread = false;
+        while !self.peer_closed {
+            if !self.input.wants_input() {
+                self.unread = true;
+                return Ok(());
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => self.peer_closed = true,
+                Ok(n) => {
+                    trace!("[#{}] control: read {n} bytes", self.session.id);
+                    self.input.push(&chunk[..n]);
+                }
+                // Drained: mio will report the next readable edge.
+                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) if interrupted(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs commands until one needs the loop, the session must wait, or output backs up.
+    fn process(&mut self) -> Option<Effect> {
+        let mut effect = None;
+        while effect.is_none() && !self.session.is_quitting() && self.pending_output() < MAX_OUTPUT
+        {
+            let cmd = match self.held.take() {
+                Some(cmd) => cmd,
+                None => match self.input.next_line() {
+                    None => break,
+                    Some(Line::TooLong) => {
+                        self.queue(&Reply::new(Code::SyntaxError, "Command line too long."));
+                        continue;
+                    }
+                    Some(Line::Command(line)) => {
+                        debug!("[#{}] > {}", self.session.id, loggable(&line));
+                        match parse(&line) {
+                            Ok(cmd) => cmd,
+                            Err(reply) => {
+                                self.queue(&reply);
+                                continue;
+                            }
+                        }
+                    }
+                },
+            };
+            if !self.session.can_handle_now(&cmd) {
+                self.held = Some(cmd);
+                break;
+            }
+            effect = match self.session.handle(cmd) {
+                Effect::None => None,
+                other => Some(other),
+            };
+            self.flush_session();
+        }
+        self.flush_session();
+        effect
+    }
+
+    /// Moves replies the session queued (from commands or loop events) into the output.
+    fn flush_session(&mut self) {
+        for reply in self.session.take_replies() {
+            self.queue(&reply);
+        }
+    }
+
+    fn queue(&mut self, reply: &Reply) {
+        debug!("[#{}] < {}", self.session.id, reply.summary());
+        reply.encode(&mut self.output);
+    }
+
+    fn pending_output(&self) -> usize {
+        self.output.len() - self.written
+    }
+
+    /// Writes queued output until done or `WouldBlock`.
+    fn write(&mut self) -> io::Result<()> {
+        self.flush_session();
+        while self.written < self.output.len() {
+            match self.stream.write(&self.output[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n,
+                // The kernel buffer is full: the writable edge brings us back.
+                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) if interrupted(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.output.clear();
+        self.written = 0;
+        if self.output.capacity() > MAX_OUTPUT {
+            self.output = Vec::new(); // a long reply's buffer is not kept by an idle session
+        }
+        Ok(())
+    }
+}

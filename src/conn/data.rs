@@ -1,0 +1,193 @@
+//! A data connection: connects out (active mode) or comes from a passive listener, then pumps
+//! one transfer through one fixed-size buffer. It knows no reply codes: it reports how the
+//! transfer ended as `Outcome::Finished` and the session turns that into 226/425/426/451.
+//!
+//! ```text
+//! Connecting(job) --connected--> Sending | Receiving --end--> Finished
+//! Idle (passive, no command yet) --start(job)--> Sending | Receiving
+//! ```
+//! Sending reads the next file chunk only when the buffer has been fully written to the socket;
+//! receiving writes each chunk to the file as it arrives. Each `ready` call moves at most
+//! `TURN_BUDGET` bytes and then asks to be called again, so one fast transfer cannot starve the
+//! other clients of a single-threaded loop.
+
+use super::Outcome;
+use crate::buffer::{Buffer, CHUNK, ReadStop, WriteStop};
+use crate::fs::transfer::{Job, Sink, Source, TransferError};
+use log::trace;
+use mio::Token;
+use mio::net::TcpStream;
+use std::io;
+use std::net::Shutdown;
+
+/// Bytes one data connection may move per loop turn before yielding to others.
+pub const TURN_BUDGET: usize = 4 * CHUNK;
+
+enum State {
+    Connecting(Job),
+    Idle,
+    Sending(Source),
+    Receiving(Sink),
+    Done,
+}
+
+pub struct Data {
+    pub stream: TcpStream,
+    pub owner: Token,
+    pub session_id: u64,
+    state: State,
+    /// Allocated when a transfer starts, so an idle session holds no transfer buffer.
+    buf: Option<Buffer>,
+    bytes: u64,
+}
+
+impl Data {
+    /// An active-mode connection in progress, which will carry `job` once connected.
+    pub fn connecting(stream: TcpStream, owner: Token, session_id: u64, job: Job) -> Data {
+        Data {
+            stream,
+            owner,
+            session_id,
+            state: State::Connecting(job),
+            buf: None,
+            bytes: 0,
+        }
+    }
+
+    /// A connection accepted by a passive listener; `job` is there if the command came first.
+    pub fn accepted(stream: TcpStream, owner: Token, session_id: u64, job: Option<Job>) -> Data {
+        let mut data = Data {
+            stream,
+            owner,
+            session_id,
+            state: State::Idle,
+            buf: None,
+            bytes: 0,
+        };
+        if let Some(job) = job {
+            data.start(job);
+        }
+        data
+    }
+
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
+    pub fn start(&mut self, job: Job) {
+        self.buf = Some(Buffer::with_capacity(CHUNK));
+        self.state = match job {
+            Job::Send(source) => State::Sending(source),
+            Job::Receive(sink) => State::Receiving(sink),
+        };
+    }
+
+    pub fn ready(&mut self) -> Outcome {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Connecting(job) => match self.connected() {
+                Ok(true) => {
+                    trace!("[#{}] data: connected", self.session_id);
+                    self.start(job);
+                    self.ready()
+                }
+                Ok(false) => {
+                    self.state = State::Connecting(job);
+                    Outcome::Wait
+                }
+                Err(e) => Outcome::Finished(Err(TransferError::Connect(e))),
+            },
+            State::Idle => {
+                self.state = State::Idle;
+                Outcome::Wait
+            }
+            State::Sending(source) => self.send(source),
+            State::Receiving(sink) => self.receive(sink),
+            State::Done => Outcome::Wait,
+        }
+    }
+
+    /// Whether a non-blocking connect has completed (mio's recipe: `take_error`, then `peer_addr`).
+    fn connected(&self) -> io::Result<bool> {
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn send(&mut self, mut source: Source) -> Outcome {
+        let Some(buf) = self.buf.as_mut() else {
+            return Outcome::Close;
+        };
+        let mut moved = 0;
+        loop {
+            if buf.is_empty() {
+                match source.fill(buf) {
+                    Ok(0) => {
+                        // Everything is in the kernel's hands; FIN tells the client it has it all.
+                        let _ = self.stream.shutdown(Shutdown::Write);
+                        return Outcome::Finished(Ok(self.bytes));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Outcome::Finished(Err(TransferError::Local(e))),
+                }
+            }
+            let (n, stop) = buf.write_to(&mut self.stream);
+            self.bytes += n as u64;
+            moved += n;
+            match stop {
+                WriteStop::Empty if moved < TURN_BUDGET => continue,
+                // Budget spent with the socket still writable: no edge will come, so ask to be re-run.
+                WriteStop::Empty => {
+                    self.state = State::Sending(source);
+                    return Outcome::Again;
+                }
+                WriteStop::WouldBlock => {
+                    self.state = State::Sending(source);
+                    return Outcome::Wait;
+                }
+                WriteStop::Error(e) => return Outcome::Finished(Err(TransferError::Network(e))),
+            }
+        }
+    }
+
+    fn receive(&mut self, mut sink: Sink) -> Outcome {
+        let Some(buf) = self.buf.as_mut() else {
+            return Outcome::Close;
+        };
+        let mut moved = 0;
+        loop {
+            let (n, stop) = buf.read_from(&mut self.stream);
+            self.bytes += n as u64;
+            moved += n;
+            if !buf.is_empty() {
+                if let Err(e) = sink.write(buf.data_mut()) {
+                    return Outcome::Finished(Err(TransferError::Local(e)));
+                }
+                buf.clear();
+            }
+            match stop {
+                ReadStop::Full if moved < TURN_BUDGET => continue,
+                ReadStop::Full => {
+                    self.state = State::Receiving(sink);
+                    return Outcome::Again;
+                }
+                ReadStop::WouldBlock => {
+                    self.state = State::Receiving(sink);
+                    return Outcome::Wait;
+                }
+                ReadStop::Eof => {
+                    return match sink.finish() {
+                        Ok(()) => Outcome::Finished(Ok(self.bytes)),
+                        Err(e) => Outcome::Finished(Err(TransferError::Local(e))),
+                    };
+                }
+                // Dropping `sink` here removes the partial upload.
+                ReadStop::Error(e) => return Outcome::Finished(Err(TransferError::Network(e))),
+            }
+        }
+    }
+}

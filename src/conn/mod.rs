@@ -1,0 +1,79 @@
+//! What a slab slot holds: the state machine of one socket. Control connections, passive
+//! listeners and data connections share one slab and one `Token` space; each `ready` call does
+//! what its socket and state allow and returns an `Outcome` for the loop to act on. Only the loop
+//! (`server.rs`) inserts, links or removes slots.
+
+pub mod control;
+pub mod data;
+pub mod passive;
+
+use crate::fs::transfer::TransferError;
+use crate::ftp::Effect;
+use mio::Token;
+use mio::net::TcpStream;
+
+pub use control::Control;
+pub use data::Data;
+pub use passive::Passive;
+
+// Most slots are control connections, so storing them inline in the slab costs nothing extra;
+// boxing them would add an allocation per session to shrink the rarer data slots.
+#[allow(clippy::large_enum_variant)]
+pub enum Conn {
+    Control(Control),
+    Passive(Passive),
+    Data(Data),
+}
+
+/// What a slot asks of the loop after a `ready` call.
+pub enum Outcome {
+    /// Nothing until the next readiness event.
+    Wait,
+    /// Run me again next turn: I stopped early (turn budget, input backlog) while still ready,
+    /// and with edge-triggered readiness no new event would come.
+    Again,
+    /// Close this slot (and for a control connection, everything it owns).
+    Close,
+    /// The session needs the loop to do something.
+    Effect(Effect),
+    /// A passive listener accepted its data connection.
+    Accepted(TcpStream),
+    /// A data connection's transfer ended.
+    Finished(Result<u64, TransferError>),
+}
+
+impl Conn {
+    pub fn ready(&mut self) -> Outcome {
+        match self {
+            Conn::Control(control) => control.ready(),
+            Conn::Passive(passive) => passive.ready(),
+            Conn::Data(data) => data.ready(),
+        }
+    }
+
+    /// The control slot this slot belongs to (`None` for a control slot).
+    pub fn owner(&self) -> Option<Token> {
+        match self {
+            Conn::Control(_) => None,
+            Conn::Passive(passive) => Some(passive.owner),
+            Conn::Data(data) => Some(data.owner),
+        }
+    }
+
+    pub fn session_id(&self) -> u64 {
+        match self {
+            Conn::Control(control) => control.session.id,
+            Conn::Passive(passive) => passive.session_id,
+            Conn::Data(data) => data.session_id,
+        }
+    }
+
+    /// For trace logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Conn::Control(_) => "control",
+            Conn::Passive(_) => "passive",
+            Conn::Data(_) => "data",
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! A passive-mode listener (`PASV`/`EPSV`): waits for exactly one data connection from the
+//! control connection's peer, then hands the stream to the loop, which turns this slot into a
+//! `Data` slot under the same token. A transfer command may arrive before or after that peer;
+//! if before, its job is parked here.
+
+use super::Outcome;
+use crate::buffer::{interrupted, would_block};
+use crate::fs::transfer::Job;
+use crate::ftp::addr::canonical;
+use log::{debug, warn};
+use mio::Token;
+use mio::net::TcpListener;
+use std::net::IpAddr;
+
+pub struct Passive {
+    pub listener: TcpListener,
+    pub owner: Token,
+    pub session_id: u64,
+    /// Only this address may connect: anyone else could steal or inject the data.
+    pub peer_ip: IpAddr,
+    /// A transfer that is waiting for the client to connect.
+    pub job: Option<Job>,
+}
+
+impl Passive {
+    pub fn ready(&mut self) -> Outcome {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, from)) if canonical(from.ip()) == canonical(self.peer_ip) => {
+                    debug!("[#{}] data connection from {from}", self.session_id);
+                    return Outcome::Accepted(stream);
+                }
+                Ok((_, from)) => {
+                    warn!(
+                        "[#{}] refused data connection from foreign address {from}",
+                        self.session_id
+                    );
+                }
+                Err(e) if would_block(&e) => return Outcome::Wait,
+                Err(e) if interrupted(&e) => {}
+                // A connection that failed in the backlog (reset before accept): keep listening.
+                Err(e) => {
+                    debug!("[#{}] passive accept failed: {e}", self.session_id);
+                    return Outcome::Wait;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,879 @@
+//! `Session`: one client's protocol state, and every transition of it. Sans-IO: it receives
+//! typed commands and events from the connection layer, queues replies in its outbox, and asks
+//! the event loop for what only the loop can do through a returned `Effect`.
+//!
+//! ```text
+//!  login:   AwaitingUser --USER--> AwaitingPass --PASS(anonymous)--------------> LoggedIn
+//!                                       |--PASS(user)--> Verifying --ok--------> LoggedIn
+//!                                                             `------failed----> AwaitingUser
+//!  data:    Idle --PASV/EPSV--> Opening --listening()--> Passive --RETR/STOR/LIST--> Transferring
+//!           Idle --PORT/EPRT--> Active ----------------------------RETR/STOR/LIST--> Transferring
+//!           Transferring --finished()--> Idle                                    (226/425/426/451)
+//! ```
+//! While `Verifying`, and while `Transferring` (except for harmless commands), the connection
+//! holds further commands back, so pipelined commands are answered in order.
+
+use super::addr;
+use super::command::{Command, Repr};
+use super::reply::{Code, Reply};
+use crate::auth::{self, Account};
+use crate::fs::listing::{self, Format, Listing};
+use crate::fs::transfer::{Job, Sink, Source, TransferError};
+use crate::fs::{Root, VPath};
+use log::{info, warn};
+use std::fs::{self, File};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What every session shares: the served tree and the login and passive-mode policy.
+#[derive(Debug)]
+pub struct Settings {
+    pub root: Root,
+    /// Whether `anonymous`/`ftp` may log in (always read-only).
+    pub anonymous: bool,
+    /// The IPv4 address `PASV` advertises, for servers behind NAT.
+    pub pasv_address: Option<Ipv4Addr>,
+}
+
+/// Where the data connection of a transfer comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The session's passive listener (already opened by `Effect::Listen`).
+    Passive,
+    /// Connect out to the client (`PORT`/`EPRT`).
+    Active(SocketAddr),
+}
+
+/// A request from the session to the event loop.
+pub enum Effect {
+    None,
+    /// Check this password off the loop, then call `verified`.
+    Verify {
+        user: String,
+        password: String,
+    },
+    /// Open a passive listener (replacing any data connection), then call `listening`.
+    Listen,
+    /// Carry out this transfer, then call `finished`.
+    Start(Job, Target),
+}
+
+enum Login {
+    AwaitingUser,
+    AwaitingPass { user: String },
+    Verifying { user: String },
+    LoggedIn(Account),
+}
+
+enum DataChannel {
+    Idle,
+    Opening { extended: bool },
+    Passive,
+    Active(SocketAddr),
+    Transferring(Transfer),
+}
+
+/// What is being transferred, for the log line when it ends.
+struct Transfer {
+    verb: &'static str,
+    path: VPath,
+    started: Instant,
+}
+
+pub struct Session {
+    pub id: u64,
+    peer: SocketAddr,
+    local: SocketAddr,
+    settings: Arc<Settings>,
+    login: Login,
+    cwd: VPath,
+    repr: Repr,
+    data: DataChannel,
+    epsv_all: bool,
+    quitting: bool,
+    outbox: Vec<Reply>,
+}
+
+type Handled = Result<Effect, Reply>;
+
+const FEATURES: &[&str] = &["EPRT", "EPSV", "MDTM", "PASV", "SIZE", "TVFS", "UTF8"];
+
+impl Session {
+    /// A new session; its outbox already holds the greeting.
+    pub fn new(id: u64, peer: SocketAddr, local: SocketAddr, settings: Arc<Settings>) -> Session {
+        let mut session = Session {
+            id,
+            peer,
+            local,
+            settings,
+            login: Login::AwaitingUser,
+            cwd: VPath::root(),
+            repr: Repr::Binary,
+            data: DataChannel::Idle,
+            epsv_all: false,
+            quitting: false,
+            outbox: Vec::new(),
+        };
+        session.reply(Code::ServiceReady, "mioftpd ready.");
+        session
+    }
+
+    /// Replies queued since the last call.
+    pub fn take_replies(&mut self) -> Vec<Reply> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub fn has_replies(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// After `QUIT`: the connection closes once the outbox is flushed.
+    pub fn is_quitting(&self) -> bool {
+        self.quitting
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        match &self.login {
+            Login::LoggedIn(account) => Some(&account.name),
+            _ => None,
+        }
+    }
+
+    /// Waiting for a login verdict or a transfer to end.
+    pub fn is_busy(&self) -> bool {
+        matches!(self.login, Login::Verifying { .. })
+            || matches!(self.data, DataChannel::Transferring(_))
+    }
+
+    /// Whether `cmd` may run now, or must wait for a pending login check or transfer to end.
+    pub fn can_handle_now(&self, cmd: &Command) -> bool {
+        match (&self.login, &self.data) {
+            (Login::Verifying { .. }, _) => false,
+            (_, DataChannel::Transferring(_)) => matches!(cmd, Command::Noop),
+            _ => true,
+        }
+    }
+
+    pub fn handle(&mut self, cmd: Command) -> Effect {
+        let logged_in = matches!(self.login, Login::LoggedIn(_));
+        let result = if !logged_in && !cmd.allowed_before_login() {
+            Err(Reply::new(
+                Code::NotLoggedIn,
+                "Please login with USER and PASS.",
+            ))
+        } else {
+            self.dispatch(cmd)
+        };
+        result.unwrap_or_else(|reply| {
+            self.outbox.push(reply);
+            Effect::None
+        })
+    }
+
+    fn dispatch(&mut self, cmd: Command) -> Handled {
+        use Command::*;
+        match cmd {
+            User(name) => self.user_cmd(name),
+            Pass(password) => self.pass(password),
+            Quit => {
+                self.quitting = true;
+                self.ok(Code::Closing, "Goodbye.")
+            }
+            Noop => self.ok(Code::CommandOkay, "NOOP ok."),
+            Syst => self.ok(Code::SystemType, "UNIX Type: L8"),
+            Feat => {
+                let text = format!("Features:\n{}\nEnd", FEATURES.join("\n"));
+                self.ok(Code::SystemStatus, text)
+            }
+            Help => self.ok(
+                Code::HelpMessage,
+                "The following commands are recognized:\n\
+                 CDUP CWD  DELE EPRT EPSV FEAT HELP LIST MDTM MKD  MODE NLST NOOP\n\
+                 OPTS PASS PASV PORT PWD  QUIT RETR RMD  SIZE STOR STRU SYST TYPE\n\
+                 USER XCUP XCWD XMKD XPWD XRMD\n\
+                 Help OK.",
+            ),
+            Opts(option) => self.opts(&option),
+            Pwd => {
+                let quoted = self
+                    .cwd
+                    .as_bytes()
+                    .iter()
+                    .flat_map(|&b| if b == b'"' { vec![b'"', b'"'] } else { vec![b] });
+                let text: Vec<u8> = [b'"']
+                    .into_iter()
+                    .chain(quoted)
+                    .chain(*b"\" is the current directory.")
+                    .collect();
+                self.ok(Code::PathCreated, text)
+            }
+            Cwd(arg) => self.cwd(&arg),
+            Cdup => self.cwd(b".."),
+            Type(repr) => {
+                self.repr = repr;
+                let name = if repr == Repr::Ascii {
+                    "ASCII"
+                } else {
+                    "Binary"
+                };
+                self.ok(Code::CommandOkay, format!("Switching to {name} mode."))
+            }
+            Mode => self.ok(Code::CommandOkay, "Mode set to S."),
+            Stru => self.ok(Code::CommandOkay, "Structure set to F."),
+            Pasv => self.passive(false),
+            Epsv => self.passive(true),
+            EpsvAll => {
+                self.epsv_all = true;
+                self.ok(Code::CommandOkay, "EPSV ALL ok.")
+            }
+            Port(target) => self.active(target),
+            List(arg) => self.list(arg, Format::Long),
+            Nlst(arg) => self.list(arg, Format::Names),
+            Retr(arg) => self.retr(&arg),
+            Stor(arg) => self.stor(&arg),
+            Size(arg) => {
+                let meta = self.regular_file(&arg)?;
+                self.ok(Code::FileStatus, meta.len().to_string())
+            }
+            Mdtm(arg) => {
+                let meta = self.regular_file(&arg)?;
+                self.ok(
+                    Code::FileStatus,
+                    listing::mdtm(meta.modified().map_err(|e| Reply::from_io(&e))?),
+                )
+            }
+            Mkd(arg) => {
+                let path = self.cwd.join(&arg);
+                fs::create_dir(self.writable_entry(&path)?).map_err(|e| Reply::from_io(&e))?;
+                let text: Vec<u8> = [b'"']
+                    .iter()
+                    .chain(path.as_bytes())
+                    .chain(b"\" created.")
+                    .copied()
+                    .collect();
+                self.ok(Code::PathCreated, text)
+            }
+            Rmd(arg) => {
+                let path = self.cwd.join(&arg);
+                fs::remove_dir(self.writable_entry(&path)?).map_err(|e| Reply::from_io(&e))?;
+                self.ok(Code::FileActionOkay, "Directory removed.")
+            }
+            Dele(arg) => {
+                let path = self.cwd.join(&arg);
+                fs::remove_file(self.writable_entry(&path)?).map_err(|e| Reply::from_io(&e))?;
+                self.ok(Code::FileActionOkay, "File deleted.")
+            }
+        }
+    }
+
+    fn reply(&mut self, code: Code, text: impl Into<Vec<u8>>) {
+        self.outbox.push(Reply::new(code, text));
+    }
+
+    fn ok(&mut self, code: Code, text: impl Into<Vec<u8>>) -> Handled {
+        self.reply(code, text);
+        Ok(Effect::None)
+    }
+
+    // ---- login ----
+
+    fn user_cmd(&mut self, name: String) -> Handled {
+        if matches!(self.login, Login::LoggedIn(_)) {
+            return Err(Reply::new(
+                Code::NotLoggedIn,
+                "Can't change to another user.",
+            ));
+        }
+        let text = if auth::is_anonymous_name(&name) && self.settings.anonymous {
+            "Anonymous login ok, send your e-mail address as password."
+        } else {
+            "Please specify the password."
+        };
+        self.login = Login::AwaitingPass { user: name };
+        self.ok(Code::NeedPassword, text)
+    }
+
+    fn pass(&mut self, password: String) -> Handled {
+        let user = match std::mem::replace(&mut self.login, Login::AwaitingUser) {
+            Login::AwaitingPass { user } => user,
+            Login::LoggedIn(account) => {
+                self.login = Login::LoggedIn(account);
+                return self.ok(Code::LoggedIn, "Already logged in.");
+            }
+            other => {
+                self.login = other;
+                return Err(Reply::new(Code::BadSequence, "Login with USER first."));
+            }
+        };
+        let anonymous = auth::is_anonymous_name(&user) && self.settings.anonymous;
+        self.login = Login::Verifying { user: user.clone() };
+        if anonymous {
+            self.verified(Some(Account::anonymous())); // nothing to check: no trip to the verifier
+            return Ok(Effect::None);
+        }
+        Ok(Effect::Verify { user, password })
+    }
+
+    /// The answer to `Effect::Verify`.
+    pub fn verified(&mut self, account: Option<Account>) {
+        let user = match std::mem::replace(&mut self.login, Login::AwaitingUser) {
+            Login::Verifying { user } => user,
+            other => {
+                self.login = other;
+                return;
+            }
+        };
+        match account {
+            Some(account) => {
+                let access = if account.writable {
+                    "read-write"
+                } else {
+                    "read-only"
+                };
+                info!(
+                    "[#{}] login {} from {} ({access})",
+                    self.id,
+                    account.name,
+                    self.peer.ip()
+                );
+                self.reply(Code::LoggedIn, "Login successful.");
+                self.login = Login::LoggedIn(account);
+            }
+            None => {
+                warn!(
+                    "[#{}] login failed for {:?} from {}",
+                    self.id,
+                    user,
+                    self.peer.ip()
+                );
+                self.reply(Code::NotLoggedIn, "Login incorrect.");
+            }
+        }
+    }
+
+    fn opts(&mut self, option: &str) -> Handled {
+        let words: Vec<String> = option
+            .split_whitespace()
+            .map(str::to_ascii_uppercase)
+            .collect();
+        match words
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["UTF8", "ON"] | ["UTF8"] => self.ok(Code::CommandOkay, "Always in UTF8 mode."),
+            ["UTF8", _] => Err(Reply::new(
+                Code::ParameterNotImplemented,
+                "UTF8 cannot be turned off.",
+            )),
+            _ => Err(Reply::new(
+                Code::ParameterSyntaxError,
+                "Option not understood.",
+            )),
+        }
+    }
+
+    // ---- paths ----
+
+    fn cwd(&mut self, arg: &[u8]) -> Handled {
+        let path = self.cwd.join(arg);
+        let real = self
+            .settings
+            .root
+            .existing(&path)
+            .map_err(|e| Reply::from_io(&e))?;
+        if !real.is_dir() {
+            return Err(Reply::new(Code::FileUnavailable, "Not a directory."));
+        }
+        self.cwd = path;
+        self.ok(Code::FileActionOkay, "Directory successfully changed.")
+    }
+
+    fn regular_file(&self, arg: &[u8]) -> Result<fs::Metadata, Reply> {
+        let real = self
+            .settings
+            .root
+            .existing(&self.cwd.join(arg))
+            .map_err(|e| Reply::from_io(&e))?;
+        let meta = fs::metadata(real).map_err(|e| Reply::from_io(&e))?;
+        if !meta.is_file() {
+            return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
+        }
+        Ok(meta)
+    }
+
+    /// The real path of `path` for a modifying command, if this account may write.
+    fn writable_entry(&self, path: &VPath) -> Result<std::path::PathBuf, Reply> {
+        match &self.login {
+            Login::LoggedIn(account) if account.writable => {}
+            _ => return Err(Reply::new(Code::FileUnavailable, "Permission denied.")),
+        }
+        self.settings
+            .root
+            .entry(path)
+            .map_err(|e| Reply::from_io(&e))
+    }
+
+    // ---- data connections ----
+
+    fn passive(&mut self, extended: bool) -> Handled {
+        if self.epsv_all && !extended {
+            return Err(Reply::new(
+                Code::BadSequence,
+                "Only EPSV is allowed after EPSV ALL.",
+            ));
+        }
+        if !extended && self.pasv_ip().is_none() {
+            return Err(Reply::new(
+                Code::CantOpenDataConnection,
+                "PASV is IPv4 only; use EPSV.",
+            ));
+        }
+        self.data = DataChannel::Opening { extended };
+        Ok(Effect::Listen)
+    }
+
+    fn pasv_ip(&self) -> Option<Ipv4Addr> {
+        self.settings
+            .pasv_address
+            .or(match addr::canonical(self.local.ip()) {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(_) => None,
+            })
+    }
+
+    /// The answer to `Effect::Listen`: the passive listener's port, or why there is none.
+    pub fn listening(&mut self, port: io::Result<u16>) {
+        let DataChannel::Opening { extended } = self.data else {
+            return;
+        };
+        match (port, self.pasv_ip()) {
+            (Ok(port), _) if extended => {
+                self.data = DataChannel::Passive;
+                self.reply(Code::EnteringExtendedPassive, addr::format_epsv(port));
+            }
+            (Ok(port), Some(ip)) => {
+                self.data = DataChannel::Passive;
+                self.reply(Code::EnteringPassive, addr::format_pasv(ip, port));
+            }
+            (result, _) => {
+                self.data = DataChannel::Idle;
+                let why = result
+                    .err()
+                    .map_or_else(|| "no IPv4 address".to_string(), |e| e.to_string());
+                warn!("[#{}] cannot open a passive listener: {why}", self.id);
+                self.reply(
+                    Code::CantOpenDataConnection,
+                    "Can't open passive connection.",
+                );
+            }
+        }
+    }
+
+    fn active(&mut self, target: SocketAddr) -> Handled {
+        if self.epsv_all {
+            return Err(Reply::new(
+                Code::BadSequence,
+                "Only EPSV is allowed after EPSV ALL.",
+            ));
+        }
+        if let Err(why) = addr::bounce_check(target, self.peer.ip()) {
+            warn!(
+                "[#{}] refused active connection to {target}: {why}",
+                self.id
+            );
+            return Err(Reply::new(Code::ParameterNotImplemented, why));
+        }
+        self.data = DataChannel::Active(target);
+        self.ok(
+            Code::CommandOkay,
+            "PORT command successful. Consider using PASV.",
+        )
+    }
+
+    /// Queues `150` and asks the loop to run `job` over the prepared data connection.
+    fn start(&mut self, job: Job, verb: &'static str, path: VPath) -> Handled {
+        let target = self.data_target()?;
+        let mode = if self.repr == Repr::Ascii {
+            "ASCII"
+        } else {
+            "BINARY"
+        };
+        let mut text = format!("Opening {mode} mode data connection for ").into_bytes();
+        text.extend_from_slice(path.as_bytes());
+        text.push(b'.');
+        self.reply(Code::FileStatusOkay, text);
+        self.data = DataChannel::Transferring(Transfer {
+            verb,
+            path,
+            started: Instant::now(),
+        });
+        Ok(Effect::Start(job, target))
+    }
+
+    fn data_target(&self) -> Result<Target, Reply> {
+        match self.data {
+            DataChannel::Passive => Ok(Target::Passive),
+            DataChannel::Active(addr) => Ok(Target::Active(addr)),
+            _ => Err(Reply::new(
+                Code::CantOpenDataConnection,
+                "Use PORT or PASV first.",
+            )),
+        }
+    }
+
+    fn list(&mut self, arg: Option<Vec<u8>>, format: Format) -> Handled {
+        self.data_target()?;
+        let path = arg
+            .as_deref()
+            .map_or_else(|| self.cwd.clone(), |a| self.cwd.join(a));
+        let real = self
+            .settings
+            .root
+            .existing(&path)
+            .map_err(|e| Reply::from_io(&e))?;
+        let listing = Listing::open(&self.settings.root, real, arg.as_deref(), format)
+            .map_err(|e| Reply::from_io(&e))?;
+        let verb = if format == Format::Long {
+            "LIST"
+        } else {
+            "NLST"
+        };
+        self.start(Job::Send(Source::Listing(Box::new(listing))), verb, path)
+    }
+
+    fn retr(&mut self, arg: &[u8]) -> Handled {
+        self.data_target()?;
+        let path = self.cwd.join(arg);
+        let real = self
+            .settings
+            .root
+            .existing(&path)
+            .map_err(|e| Reply::from_io(&e))?;
+        let file = File::open(real).map_err(|e| Reply::from_io(&e))?;
+        if !file.metadata().map_err(|e| Reply::from_io(&e))?.is_file() {
+            return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
+        }
+        self.start(
+            Job::Send(Source::file(file, self.repr == Repr::Ascii)),
+            "RETR",
+            path,
+        )
+    }
+
+    fn stor(&mut self, arg: &[u8]) -> Handled {
+        self.data_target()?;
+        let path = self.cwd.join(arg);
+        let real = self.writable_entry(&path)?;
+        let sink = Sink::create(real, self.repr == Repr::Ascii).map_err(|e| Reply::from_io(&e))?;
+        self.start(Job::Receive(sink), "STOR", path)
+    }
+
+    /// The answer to `Effect::Start`: how the transfer ended.
+    pub fn finished(&mut self, result: Result<u64, TransferError>) {
+        let DataChannel::Transferring(transfer) =
+            std::mem::replace(&mut self.data, DataChannel::Idle)
+        else {
+            return;
+        };
+        let secs = transfer.started.elapsed().as_secs_f64();
+        let what = format!(
+            "[#{}] {} {}",
+            self.id,
+            transfer.verb,
+            transfer.path.display()
+        );
+        match result {
+            Ok(bytes) => {
+                let rate = bytes as f64 / secs.max(1e-6) / (1024.0 * 1024.0);
+                info!("{what}: {bytes} bytes in {secs:.3} s ({rate:.1} MiB/s)");
+                self.reply(Code::ClosingDataConnection, "Transfer complete.");
+            }
+            Err(TransferError::Connect(e)) => {
+                warn!("{what}: data connection failed: {e}");
+                self.reply(Code::CantOpenDataConnection, "Can't open data connection.");
+            }
+            Err(TransferError::Network(e)) => {
+                warn!("{what}: aborted after {secs:.3} s: {e}");
+                self.reply(
+                    Code::TransferAborted,
+                    "Connection closed; transfer aborted.",
+                );
+            }
+            Err(TransferError::Local(e)) => {
+                warn!("{what}: local error: {e}");
+                self.outbox.push(Reply::from_io(&e));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ftp::command::parse;
+
+    struct Fixture {
+        session: Session,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn fixture(name: &str, anonymous: bool) -> Fixture {
+        let dir =
+            std::env::temp_dir().join(format!("mioftpd-session-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("file.txt"), b"hello\n").unwrap();
+        let settings = Arc::new(Settings {
+            root: Root::new(&dir).unwrap(),
+            anonymous,
+            pasv_address: None,
+        });
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        let local = "127.0.0.1:2121".parse().unwrap();
+        let mut session = Session::new(1, peer, local, settings);
+        assert_eq!(codes(&mut session), [220]);
+        Fixture { session, dir }
+    }
+
+    fn codes(session: &mut Session) -> Vec<u16> {
+        session
+            .take_replies()
+            .iter()
+            .map(|r| r.code as u16)
+            .collect()
+    }
+
+    /// Sends one line; returns the reply codes and whether an effect was requested.
+    fn send(session: &mut Session, line: &str) -> (Vec<u16>, Effect) {
+        let effect = match parse(line.as_bytes()) {
+            Ok(cmd) => session.handle(cmd),
+            Err(reply) => {
+                session.outbox.push(reply);
+                Effect::None
+            }
+        };
+        (codes(session), effect)
+    }
+
+    fn code_of(session: &mut Session, line: &str) -> Vec<u16> {
+        send(session, line).0
+    }
+
+    fn login_anonymous(session: &mut Session) {
+        assert_eq!(code_of(session, "USER anonymous"), [331]);
+        assert_eq!(code_of(session, "PASS guest@"), [230]);
+    }
+
+    #[test]
+    fn commands_before_login_get_530() {
+        let mut f = fixture("prelogin", true);
+        let s = &mut f.session;
+        for line in ["PWD", "CWD sub", "LIST", "RETR file.txt", "PASV", "MKD x"] {
+            assert_eq!(code_of(s, line), [530], "{line}");
+        }
+        assert_eq!(code_of(s, "SYST"), [215]);
+        assert_eq!(code_of(s, "FEAT"), [211]);
+        assert_eq!(code_of(s, "NOOP"), [200]);
+        assert_eq!(code_of(s, "PASS x"), [503]);
+    }
+
+    #[test]
+    fn anonymous_is_read_only() {
+        let mut f = fixture("anon", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        assert_eq!(s.user(), Some("anonymous"));
+        assert_eq!(code_of(s, "MKD new"), [550]);
+        assert_eq!(code_of(s, "DELE file.txt"), [550]);
+        assert!(f.dir.join("file.txt").exists());
+        assert!(!f.dir.join("new").exists());
+    }
+
+    #[test]
+    fn anonymous_disabled_goes_to_the_verifier() {
+        let mut f = fixture("noanon", false);
+        let s = &mut f.session;
+        assert_eq!(code_of(s, "USER anonymous"), [331]);
+        let (codes_now, effect) = send(s, "PASS x");
+        assert!(codes_now.is_empty());
+        assert!(matches!(effect, Effect::Verify { ref user, .. } if user == "anonymous"));
+        assert!(
+            !s.can_handle_now(&Command::Pwd),
+            "commands wait for the verdict"
+        );
+        s.verified(None);
+        assert_eq!(codes(s), [530]);
+        assert_eq!(code_of(s, "PWD"), [530]);
+    }
+
+    #[test]
+    fn named_user_login_and_writes() {
+        let mut f = fixture("named", false);
+        let s = &mut f.session;
+        code_of(s, "USER alice");
+        let (_, effect) = send(s, "PASS pw");
+        assert!(matches!(effect, Effect::Verify { ref password, .. } if password == "pw"));
+        s.verified(Some(Account {
+            name: "alice".into(),
+            writable: true,
+        }));
+        assert_eq!(codes(s), [230]);
+        assert_eq!(code_of(s, "MKD new dir"), [257]);
+        assert!(f.dir.join("new dir").is_dir());
+        assert_eq!(code_of(s, "RMD new dir"), [250]);
+        assert_eq!(code_of(s, "DELE file.txt"), [250]);
+        assert!(!f.dir.join("file.txt").exists());
+        assert_eq!(code_of(s, "DELE file.txt"), [550]);
+        assert_eq!(code_of(s, "USER bob"), [530]);
+    }
+
+    #[test]
+    fn navigation_stays_inside_the_root() {
+        let mut f = fixture("nav", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        assert_eq!(code_of(s, "CWD sub"), [250]);
+        s.handle(Command::Pwd);
+        assert_eq!(
+            s.take_replies()[0].text,
+            b"\"/sub\" is the current directory."
+        );
+        assert_eq!(code_of(s, "CDUP"), [250]);
+        assert_eq!(code_of(s, "CWD ../../.."), [250]);
+        assert_eq!(s.cwd, VPath::root());
+        assert_eq!(code_of(s, "CWD /nonexistent"), [550]);
+        assert_eq!(code_of(s, "CWD file.txt"), [550]);
+        assert_eq!(code_of(s, "SIZE ../../../../etc/passwd"), [550]);
+        assert_eq!(code_of(s, "SIZE file.txt"), [213]);
+        assert_eq!(code_of(s, "SIZE sub"), [550]);
+        assert_eq!(code_of(s, "MDTM file.txt"), [213]);
+    }
+
+    #[test]
+    fn pwd_quotes_double_quotes() {
+        let mut f = fixture("pwd", true);
+        fs::create_dir(f.dir.join("a\"b")).unwrap();
+        let s = &mut f.session;
+        login_anonymous(s);
+        assert_eq!(code_of(s, "CWD a\"b"), [250]);
+        s.handle(Command::Pwd);
+        assert_eq!(
+            s.take_replies()[0].text,
+            b"\"/a\"\"b\" is the current directory."
+        );
+    }
+
+    #[test]
+    fn passive_then_retr_then_finished() {
+        let mut f = fixture("pasv", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        assert_eq!(code_of(s, "RETR file.txt"), [425], "no data channel yet");
+        let (none, effect) = send(s, "PASV");
+        assert!(none.is_empty() && matches!(effect, Effect::Listen));
+        s.listening(Ok(1025));
+        let replies = s.take_replies();
+        assert_eq!(replies[0].text, b"Entering Passive Mode (127,0,0,1,4,1).");
+        assert_eq!(code_of(s, "RETR missing"), [550]);
+        let (codes_now, effect) = send(s, "RETR file.txt");
+        assert_eq!(codes_now, [150]);
+        assert!(matches!(
+            effect,
+            Effect::Start(Job::Send(_), Target::Passive)
+        ));
+        assert!(s.can_handle_now(&Command::Noop));
+        assert!(!s.can_handle_now(&Command::Pwd));
+        s.finished(Ok(6));
+        assert_eq!(codes(s), [226]);
+        assert_eq!(
+            code_of(s, "RETR file.txt"),
+            [425],
+            "a passive connection serves one transfer"
+        );
+    }
+
+    #[test]
+    fn epsv_and_listen_failure() {
+        let mut f = fixture("epsv", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        send(s, "EPSV");
+        s.listening(Ok(50000));
+        assert_eq!(
+            s.take_replies()[0].text,
+            b"Entering Extended Passive Mode (|||50000|)."
+        );
+        send(s, "PASV");
+        s.listening(Err(io::ErrorKind::AddrInUse.into()));
+        assert_eq!(codes(s), [425]);
+        assert_eq!(code_of(s, "EPSV ALL"), [200]);
+        assert_eq!(code_of(s, "PASV"), [503]);
+        assert_eq!(code_of(s, "PORT 127,0,0,1,100,0"), [503]);
+    }
+
+    #[test]
+    fn port_bounce_is_refused() {
+        let mut f = fixture("port", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        assert_eq!(code_of(s, "PORT 10,0,0,1,100,0"), [504]);
+        assert_eq!(code_of(s, "PORT 127,0,0,1,0,21"), [504]);
+        assert_eq!(code_of(s, "EPRT |1|127.0.0.1|40001|"), [200]);
+        let (codes_now, effect) = send(s, "LIST");
+        assert_eq!(codes_now, [150]);
+        assert!(matches!(effect, Effect::Start(_, Target::Active(a)) if a.port() == 40001));
+        s.finished(Err(TransferError::Connect(
+            io::ErrorKind::ConnectionRefused.into(),
+        )));
+        assert_eq!(codes(s), [425]);
+    }
+
+    #[test]
+    fn failed_transfers_map_to_426_and_451() {
+        let mut f = fixture("fail", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        for (error, code) in [
+            (
+                TransferError::Network(io::ErrorKind::ConnectionReset.into()),
+                426,
+            ),
+            (TransferError::Local(io::Error::other("disk")), 451),
+            (TransferError::Local(io::ErrorKind::StorageFull.into()), 452),
+        ] {
+            send(s, "EPSV");
+            s.listening(Ok(50000));
+            s.take_replies();
+            send(s, "RETR file.txt");
+            s.take_replies();
+            s.finished(Err(error));
+            assert_eq!(codes(s), [code]);
+        }
+    }
+
+    #[test]
+    fn quit_and_misc() {
+        let mut f = fixture("misc", true);
+        let s = &mut f.session;
+        assert_eq!(code_of(s, "OPTS UTF8 ON"), [200]);
+        assert_eq!(code_of(s, "OPTS FOO"), [501]);
+        assert_eq!(code_of(s, "HELP"), [214]);
+        login_anonymous(s);
+        assert_eq!(code_of(s, "TYPE A"), [200]);
+        assert_eq!(code_of(s, "STRU F"), [200]);
+        assert_eq!(code_of(s, "MODE S"), [200]);
+        assert!(!s.is_quitting());
+        assert_eq!(code_of(s, "QUIT"), [221]);
+        assert!(s.is_quitting());
+    }
+}

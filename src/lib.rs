@@ -1,0 +1,27 @@
+//! mioftpd: a concurrent FTP server on one single-threaded mio event loop.
+//!
+//! ```text
+//!             ┌──────────────────────── server.rs: Poll + Slab<Conn> ────────────────────────┐
+//!  listener ─▶│ Token(k) ─▶ Conn::Control ─ LineReader ─▶ ftp::Session ─▶ Effect ─▶ the loop │
+//!             │ Token(d) ─▶ Conn::Passive ──accept──▶ Conn::Data ─ Buffer ─ fs::Source/Sink  │
+//!             └──────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//! - `server`: the loop; the only code that touches the slab and the mio registry.
+//! - `conn`: per-socket state machines (control, passive listener, data connection).
+//! - `ftp`: the protocol, sans-IO (commands, replies, session state machine, addresses).
+//! - `fs`: the virtual root, listings, transfer sources and sinks.
+//! - `buffer`: the fixed-size buffer every byte pump goes through.
+//! - `auth`, `verifier`: accounts and the password-checking thread.
+//! - `config`: command-line options.
+
+pub mod auth;
+pub mod buffer;
+pub mod config;
+pub mod conn;
+pub mod fs;
+pub mod ftp;
+pub mod server;
+pub mod verifier;
+
+pub use config::Config;
+pub use server::{Handle, Server};

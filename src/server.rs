@@ -1,0 +1,517 @@
+//! THE LOOP. One `mio::Poll`, one control listener, and one `Slab<Conn>` holding every other
+//! socket: control connections, passive listeners and data connections, each under the token
+//! that is its slab key. This is the only file that registers sockets with mio and the only one
+//! that inserts, links or removes slots; it never parses FTP and never opens files.
+//!
+//! Links: a control slot `c` owns at most one data slot `d` (`Control::data == Some(d)`), and
+//! `d` names its owner (`owner == c`). A passive slot becomes a data slot under the same token
+//! when its peer connects. Closing `c` closes `d`; when `d` ends on its own, `c`'s session hears
+//! how (`Session::finished`).
+//!
+//! Readiness is edge-triggered: every slot drains its socket until `WouldBlock`, or returns
+//! `Outcome::Again` to be re-run next turn (the only readiness we keep ourselves).
+
+use crate::auth::Users;
+use crate::buffer::{interrupted, would_block};
+use crate::config::Config;
+use crate::conn::{Conn, Control, Data, Outcome, Passive};
+use crate::fs::Root;
+use crate::fs::transfer::{Job, TransferError};
+use crate::ftp::session::Target;
+use crate::ftp::{Effect, Session, Settings};
+use crate::verifier::{Request, Verifier};
+use log::{debug, info, trace, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Tokens outside the slab's key range (slab keys never get near `usize::MAX`).
+const LISTENER: Token = Token(usize::MAX);
+const WAKER: Token = Token(usize::MAX - 1);
+
+/// Pending connections the kernel may queue before we accept them. Large, because a storm of
+/// connects that overflows the backlog leaves clients waiting for a greeting that never comes.
+const BACKLOG: i32 = 4096;
+
+pub struct Server {
+    poll: Poll,
+    events: Events,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    conns: Slab<Conn>,
+    /// Slots to run again next turn without waiting for an event.
+    again: Vec<Token>,
+    settings: Arc<Settings>,
+    verifier: Verifier,
+    pasv_ports: Option<RangeInclusive<u16>>,
+    next_pasv_port: u16,
+    next_session_id: u64,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+/// Stops a running server from another thread.
+#[derive(Clone)]
+pub struct Handle {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Handle {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+impl Server {
+    /// Validates `config`, loads the users file and binds the control listener.
+    pub fn bind(config: &Config) -> io::Result<Server> {
+        let root = Root::new(&config.root)
+            .map_err(|e| context(e, format!("cannot serve {}", config.root.display())))?;
+        let users = match &config.users {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    context(e, format!("cannot read users file {}", path.display()))
+                })?;
+                Users::parse(&text).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("users file {}: {e}", path.display()),
+                    )
+                })?
+            }
+            None => Users::default(),
+        };
+        let listener = listen(config.listen)
+            .map_err(|e| context(e, format!("cannot listen on {}", config.listen)))?;
+        let local_addr = listener.local_addr()?;
+        let poll = Poll::new()?;
+        let mut listener = listener;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let verifier = Verifier::spawn(users, waker.clone())?;
+        let settings = Settings {
+            root,
+            anonymous: config.anonymous_allowed(),
+            pasv_address: config.pasv_address,
+        };
+        info!(
+            "serving {} on {local_addr} (anonymous {})",
+            settings.root.dir().display(),
+            if settings.anonymous {
+                "read-only"
+            } else {
+                "off"
+            }
+        );
+        Ok(Server {
+            poll,
+            events: Events::with_capacity(1024),
+            listener,
+            local_addr,
+            conns: Slab::new(),
+            again: Vec::new(),
+            settings: Arc::new(settings),
+            verifier,
+            next_pasv_port: config.pasv_ports.as_ref().map_or(0, |r| *r.start()),
+            pasv_ports: config.pasv_ports.clone(),
+            next_session_id: 1,
+            stop: Arc::new(AtomicBool::new(false)),
+            waker,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle {
+            stop: self.stop.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// Open slots (control, passive and data): what a leak check compares with zero.
+    pub fn open_slots(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Runs until `Handle::stop`.
+    pub fn run(&mut self) -> io::Result<()> {
+        while !self.stop.load(Ordering::SeqCst) {
+            self.run_once(None)?;
+        }
+        info!("stopped");
+        Ok(())
+    }
+
+    /// One turn: wait for events (at most `timeout`, not at all if slots asked to run again),
+    /// handle them, then re-run the slots that asked.
+    pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let timeout = if self.again.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let polled = self.poll.poll(&mut events, timeout);
+        let result = match polled {
+            // A signal interrupted the wait: nothing happened, the caller just goes round again.
+            Err(e) if interrupted(&e) => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => {
+                for event in events.iter() {
+                    let token = event.token();
+                    trace!(
+                        "event {:?}: readable={} writable={} closed={} error={}",
+                        token,
+                        event.is_readable(),
+                        event.is_writable(),
+                        event.is_read_closed() || event.is_write_closed(),
+                        event.is_error()
+                    );
+                    match token {
+                        LISTENER => self.accept_all(),
+                        WAKER => self.collect_verdicts(),
+                        token => self.ready(token),
+                    }
+                }
+                for token in std::mem::take(&mut self.again) {
+                    self.ready(token);
+                }
+                Ok(())
+            }
+        };
+        self.events = events;
+        result
+    }
+
+    /// Accepts until `WouldBlock`: the listener is edge-triggered too.
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.open_session(stream, peer),
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => {}
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn open_session(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        // Replies are small and latency-bound: without NODELAY, a reply that follows a data
+        // transfer can wait ~40 ms for the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
+        let local = match stream.local_addr() {
+            Ok(local) => local,
+            Err(e) => return debug!("connection from {peer} gone before setup: {e}"),
+        };
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            return warn!("[#{id}] cannot register connection from {peer}: {e}");
+        }
+        info!("[#{id}] connect from {peer}");
+        let session = Session::new(id, peer, local, self.settings.clone());
+        entry.insert(Conn::Control(Control::new(stream, session)));
+        trace!("[#{id}] {token:?}: new control slot");
+        self.again.push(token); // sends the greeting
+    }
+
+    fn ready(&mut self, token: Token) {
+        // The slot may have been closed earlier this turn: the event is stale, ignore it.
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        let outcome = conn.ready();
+        trace!(
+            "[#{}] {token:?} {} → {}",
+            conn.session_id(),
+            conn.kind(),
+            outcome_name(&outcome)
+        );
+        match outcome {
+            Outcome::Wait => {}
+            Outcome::Again => self.again.push(token),
+            Outcome::Close => self.close(token),
+            Outcome::Effect(effect) => {
+                self.apply(token, effect);
+                self.again.push(token); // let the session go on with pipelined commands
+            }
+            Outcome::Accepted(stream) => self.promote_to_data(token, stream),
+            Outcome::Finished(result) => {
+                let owner = self.conns.get(token.0).and_then(Conn::owner);
+                self.close(token);
+                if let Some(owner) = owner {
+                    self.tell_finished(owner, result);
+                }
+            }
+        }
+    }
+
+    /// Carries out what a session asked for.
+    fn apply(&mut self, control: Token, effect: Effect) {
+        match effect {
+            Effect::None => {}
+            Effect::Verify { user, password } => {
+                let session_id = self.control(control).map_or(0, |c| c.session.id);
+                self.verifier.submit(Request {
+                    token: control,
+                    session_id,
+                    user,
+                    password,
+                });
+            }
+            Effect::Listen => {
+                self.close_data_of(control);
+                let port = self.open_passive(control);
+                if let Some(c) = self.control(control) {
+                    c.session.listening(port);
+                }
+            }
+            Effect::Start(job, Target::Passive) => self.start_passive(control, job),
+            Effect::Start(job, Target::Active(addr)) => self.start_active(control, job, addr),
+        }
+    }
+
+    fn control(&mut self, token: Token) -> Option<&mut Control> {
+        match self.conns.get_mut(token.0) {
+            Some(Conn::Control(control)) => Some(control),
+            _ => None,
+        }
+    }
+
+    fn collect_verdicts(&mut self) {
+        let verdicts: Vec<_> = self.verifier.verdicts().collect();
+        for verdict in verdicts {
+            match self.control(verdict.token) {
+                Some(c) if c.session.id == verdict.session_id => {
+                    c.session.verified(verdict.account);
+                    self.again.push(verdict.token);
+                }
+                _ => debug!(
+                    "[#{}] login verdict for a closed session",
+                    verdict.session_id
+                ),
+            }
+        }
+    }
+
+    fn open_passive(&mut self, control: Token) -> io::Result<u16> {
+        let c = self.control(control).ok_or(io::ErrorKind::NotConnected)?;
+        let (local_ip, peer_ip, session_id) = (
+            c.stream.local_addr()?.ip(),
+            c.stream.peer_addr()?.ip(),
+            c.session.id,
+        );
+        let mut listener = self.bind_passive(local_ip)?;
+        let port = listener.local_addr()?.port();
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        self.poll
+            .registry()
+            .register(&mut listener, token, Interest::READABLE)?;
+        entry.insert(Conn::Passive(Passive {
+            listener,
+            owner: control,
+            session_id,
+            peer_ip,
+            job: None,
+        }));
+        trace!("[#{session_id}] {token:?}: passive listener on port {port}");
+        if let Some(c) = self.control(control) {
+            c.data = Some(token);
+        }
+        Ok(port)
+    }
+
+    /// Binds a passive listener on the address the client reached us at, within the
+    /// configured port range (trying each port once, starting after the last one used).
+    fn bind_passive(&mut self, ip: IpAddr) -> io::Result<TcpListener> {
+        let Some(range) = self.pasv_ports.clone() else {
+            return TcpListener::bind(SocketAddr::new(ip, 0));
+        };
+        let span = u32::from(*range.end() - *range.start()) + 1;
+        for _ in 0..span {
+            let port = self.next_pasv_port;
+            self.next_pasv_port = if port >= *range.end() {
+                *range.start()
+            } else {
+                port + 1
+            };
+            match TcpListener::bind(SocketAddr::new(ip, port)) {
+                Ok(listener) => return Ok(listener),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "every passive port is in use",
+        ))
+    }
+
+    /// The passive peer connected: the listener's slot becomes the data connection's slot.
+    fn promote_to_data(&mut self, token: Token, mut stream: TcpStream) {
+        let Some(Conn::Passive(passive)) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        let (owner, session_id, job) = (passive.owner, passive.session_id, passive.job.take());
+        let _ = self.poll.registry().deregister(&mut passive.listener);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.close(token);
+            return self.tell_finished(owner, Err(TransferError::Connect(e)));
+        }
+        self.conns[token.0] = Conn::Data(Data::accepted(stream, owner, session_id, job));
+        trace!("[#{session_id}] {token:?}: passive → data");
+        self.again.push(token);
+    }
+
+    fn start_passive(&mut self, control: Token, job: Job) {
+        let data = self.control(control).and_then(|c| c.data);
+        match data.and_then(|d| self.conns.get_mut(d.0)) {
+            // The client has not connected yet: park the job until it does.
+            Some(Conn::Passive(passive)) => passive.job = Some(job),
+            Some(Conn::Data(data_conn)) if data_conn.is_idle() => {
+                data_conn.start(job);
+                self.again.extend(data);
+            }
+            _ => {
+                let e = io::Error::new(io::ErrorKind::NotConnected, "no passive connection");
+                self.tell_finished(control, Err(TransferError::Connect(e)));
+            }
+        }
+    }
+
+    fn start_active(&mut self, control: Token, job: Job, addr: SocketAddr) {
+        self.close_data_of(control);
+        let Some(session_id) = self.control(control).map(|c| c.session.id) else {
+            return;
+        };
+        let mut stream = match TcpStream::connect(addr) {
+            Ok(stream) => stream,
+            Err(e) => return self.tell_finished(control, Err(TransferError::Connect(e))),
+        };
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            return self.tell_finished(control, Err(TransferError::Connect(e)));
+        }
+        entry.insert(Conn::Data(Data::connecting(
+            stream, control, session_id, job,
+        )));
+        trace!("[#{session_id}] {token:?}: connecting to {addr}");
+        if let Some(c) = self.control(control) {
+            c.data = Some(token);
+        }
+    }
+
+    fn tell_finished(&mut self, control: Token, result: Result<u64, TransferError>) {
+        if let Some(c) = self.control(control) {
+            c.session.finished(result);
+            self.again.push(control);
+        }
+    }
+
+    fn close_data_of(&mut self, control: Token) {
+        if let Some(data) = self.control(control).and_then(|c| c.data.take()) {
+            self.close(data);
+        }
+    }
+
+    /// The only way a slot leaves the slab. Closing a control slot closes its data slot.
+    fn close(&mut self, token: Token) {
+        let Some(conn) = self.conns.try_remove(token.0) else {
+            return;
+        };
+        let registry = self.poll.registry();
+        // Deregistering before the socket is dropped keeps mio's bookkeeping exact.
+        match conn {
+            Conn::Control(mut c) => {
+                let _ = registry.deregister(&mut c.stream);
+                drop(c.stream);
+                info!(
+                    "[#{}] closed{}",
+                    c.session.id,
+                    c.session
+                        .user()
+                        .map(|u| format!(" ({u})"))
+                        .unwrap_or_default()
+                );
+                if let Some(data) = c.data {
+                    self.close(data);
+                }
+            }
+            Conn::Passive(mut p) => {
+                let _ = registry.deregister(&mut p.listener);
+                self.unlink(p.owner, token);
+            }
+            Conn::Data(mut d) => {
+                let _ = registry.deregister(&mut d.stream);
+                self.unlink(d.owner, token);
+            }
+        }
+        trace!("{token:?}: slot closed");
+    }
+
+    fn unlink(&mut self, owner: Token, data: Token) {
+        if let Some(c) = self.control(owner).filter(|c| c.data == Some(data)) {
+            c.data = None;
+        }
+    }
+}
+
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Wait => "wait",
+        Outcome::Again => "again",
+        Outcome::Close => "close",
+        Outcome::Effect(_) => "effect",
+        Outcome::Accepted(_) => "accepted",
+        Outcome::Finished(_) => "finished",
+    }
+}
+
+/// A non-blocking listener with a large backlog (mio's own `bind` uses 128).
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+fn context(err: io::Error, what: String) -> io::Error {
+    io::Error::new(err.kind(), format!("{what}: {err}"))
+}
