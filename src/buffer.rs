@@ -52,11 +52,7 @@ pub struct Buffer {
 
 impl Buffer {
     pub fn with_capacity(capacity: usize) -> Buffer {
-        Buffer {
-            bytes: vec![0; capacity].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        }
+        Buffer { bytes: vec![0; capacity].into_boxed_slice(), start: 0, end: 0 }
     }
 
     pub fn capacity(&self) -> usize {
@@ -170,10 +166,7 @@ mod tests {
             if self.taken.len() >= self.limit {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
-            let n = buf
-                .len()
-                .min(self.per_call)
-                .min(self.limit - self.taken.len());
+            let n = buf.len().min(self.per_call).min(self.limit - self.taken.len());
             self.taken.extend_from_slice(&buf[..n]);
             Ok(n)
         }
@@ -201,11 +194,7 @@ mod tests {
         let mut buf = Buffer::with_capacity(8);
         buf.space()[..6].copy_from_slice(b"abcdef");
         buf.fill(6);
-        let mut dst = Trickle {
-            taken: Vec::new(),
-            per_call: 2,
-            limit: 5,
-        };
+        let mut dst = Trickle { taken: Vec::new(), per_call: 2, limit: 5 };
         let (n, stop) = buf.write_to(&mut dst);
         assert_eq!(n, 5);
         assert!(matches!(stop, WriteStop::WouldBlock));

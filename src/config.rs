@@ -7,11 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "mioftpd",
-    version,
-    about = "A concurrent FTP server on one mio event loop."
-)]
+#[command(name = "mioftpd", version, about = "A concurrent FTP server on one mio event loop.")]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -86,17 +82,9 @@ impl Config {
 }
 
 fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
-    let (low, high) = text
-        .split_once('-')
-        .ok_or("expected A-B, e.g. 50000-50100")?;
-    let low: u16 = low
-        .trim()
-        .parse()
-        .map_err(|e| format!("bad first port: {e}"))?;
-    let high: u16 = high
-        .trim()
-        .parse()
-        .map_err(|e| format!("bad last port: {e}"))?;
+    let (low, high) = text.split_once('-').ok_or("expected A-B, e.g. 50000-50100")?;
+    let low: u16 = low.trim().parse().map_err(|e| format!("bad first port: {e}"))?;
+    let high: u16 = high.trim().parse().map_err(|e| format!("bad last port: {e}"))?;
     if low == 0 || low > high {
         return Err("expected 1 <= A <= B".into());
     }
@@ -123,17 +111,8 @@ mod tests {
         assert!(cli.config.anonymous_allowed());
         let cli = Cli::try_parse_from(["mioftpd", "--users", "u.txt"]).unwrap();
         assert!(!cli.config.anonymous_allowed());
-        let cli = Cli::try_parse_from(["mioftpd", "users", "add", "u.txt", "alice", "--read-only"])
-            .unwrap();
-        assert!(matches!(
-            cli.command,
-            Some(Subcommands::Users {
-                action: UsersAction::Add {
-                    read_only: true,
-                    ..
-                }
-            })
-        ));
+        let cli = Cli::try_parse_from(["mioftpd", "users", "add", "u.txt", "alice", "--read-only"]).unwrap();
+        assert!(matches!(cli.command, Some(Subcommands::Users { action: UsersAction::Add { read_only: true, .. } })));
         assert!(Cli::try_parse_from(["mioftpd", "--listen", "nonsense"]).is_err());
     }
 }

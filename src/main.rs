@@ -12,17 +12,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = match cli.command {
-        Some(Subcommands::Users {
-            action:
-                UsersAction::Add {
-                    file,
-                    name,
-                    read_only,
-                },
-        }) => add_user(&file, &name, !read_only),
-        None => Server::bind(&cli.config)
-            .and_then(|mut server| server.run())
-            .map_err(|e| e.to_string()),
+        Some(Subcommands::Users { action: UsersAction::Add { file, name, read_only } }) => {
+            add_user(&file, &name, !read_only)
+        }
+        None => Server::bind(&cli.config).and_then(|mut server| server.run()).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,10 +36,7 @@ fn add_user(file: &Path, name: &str, writable: bool) -> Result<(), String> {
         rpassword::prompt_password(format!("Password for {name}: ")).map_err(|e| e.to_string())?
     } else {
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
     if password.is_empty() {
@@ -63,11 +53,7 @@ fn add_user(file: &Path, name: &str, writable: bool) -> Result<(), String> {
     std::fs::write(file, updated).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     eprintln!(
         "{} {name} ({}) in {}",
-        if existing.is_empty() {
-            "added"
-        } else {
-            "saved"
-        },
+        if existing.is_empty() { "added" } else { "saved" },
         if writable { "read-write" } else { "read-only" },
         file.display()
     );

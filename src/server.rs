@@ -28,7 +28,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Tokens outside the slab's key range (slab keys never get near `usize::MAX`).
@@ -54,13 +54,16 @@ pub struct Server {
     next_session_id: u64,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
+    /// `conns.len()` as of the end of the last turn, for other threads (tests, leak checks).
+    open_slots: Arc<AtomicUsize>,
 }
 
-/// Stops a running server from another thread.
+/// Observes and stops a running server from another thread.
 #[derive(Clone)]
 pub struct Handle {
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
+    open_slots: Arc<AtomicUsize>,
 }
 
 impl Handle {
@@ -68,49 +71,40 @@ impl Handle {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.waker.wake();
     }
+
+    /// Open slots (control, passive and data) at the end of the server's last turn.
+    pub fn open_slots(&self) -> usize {
+        self.open_slots.load(Ordering::SeqCst)
+    }
 }
 
 impl Server {
     /// Validates `config`, loads the users file and binds the control listener.
     pub fn bind(config: &Config) -> io::Result<Server> {
-        let root = Root::new(&config.root)
-            .map_err(|e| context(e, format!("cannot serve {}", config.root.display())))?;
+        let root =
+            Root::new(&config.root).map_err(|e| context(e, format!("cannot serve {}", config.root.display())))?;
         let users = match &config.users {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    context(e, format!("cannot read users file {}", path.display()))
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| context(e, format!("cannot read users file {}", path.display())))?;
                 Users::parse(&text).map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("users file {}: {e}", path.display()),
-                    )
+                    io::Error::new(io::ErrorKind::InvalidData, format!("users file {}: {e}", path.display()))
                 })?
             }
             None => Users::default(),
         };
-        let listener = listen(config.listen)
-            .map_err(|e| context(e, format!("cannot listen on {}", config.listen)))?;
+        let listener = listen(config.listen).map_err(|e| context(e, format!("cannot listen on {}", config.listen)))?;
         let local_addr = listener.local_addr()?;
         let poll = Poll::new()?;
         let mut listener = listener;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let verifier = Verifier::spawn(users, waker.clone())?;
-        let settings = Settings {
-            root,
-            anonymous: config.anonymous_allowed(),
-            pasv_address: config.pasv_address,
-        };
+        let settings = Settings { root, anonymous: config.anonymous_allowed(), pasv_address: config.pasv_address };
         info!(
             "serving {} on {local_addr} (anonymous {})",
             settings.root.dir().display(),
-            if settings.anonymous {
-                "read-only"
-            } else {
-                "off"
-            }
+            if settings.anonymous { "read-only" } else { "off" }
         );
         Ok(Server {
             poll,
@@ -126,6 +120,7 @@ impl Server {
             next_session_id: 1,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
+            open_slots: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -134,15 +129,7 @@ impl Server {
     }
 
     pub fn handle(&self) -> Handle {
-        Handle {
-            stop: self.stop.clone(),
-            waker: self.waker.clone(),
-        }
-    }
-
-    /// Open slots (control, passive and data): what a leak check compares with zero.
-    pub fn open_slots(&self) -> usize {
-        self.conns.len()
+        Handle { stop: self.stop.clone(), waker: self.waker.clone(), open_slots: self.open_slots.clone() }
     }
 
     /// Runs until `Handle::stop`.
@@ -157,11 +144,7 @@ impl Server {
     /// One turn: wait for events (at most `timeout`, not at all if slots asked to run again),
     /// handle them, then re-run the slots that asked.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let timeout = if self.again.is_empty() {
-            timeout
-        } else {
-            Some(Duration::ZERO)
-        };
+        let timeout = if self.again.is_empty() { timeout } else { Some(Duration::ZERO) };
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         let polled = self.poll.poll(&mut events, timeout);
         let result = match polled {
@@ -192,6 +175,7 @@ impl Server {
             }
         };
         self.events = events;
+        self.open_slots.store(self.conns.len(), Ordering::SeqCst);
         result
     }
 
@@ -222,11 +206,7 @@ impl Server {
         self.next_session_id += 1;
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
             return warn!("[#{id}] cannot register connection from {peer}: {e}");
         }
         info!("[#{id}] connect from {peer}");
@@ -242,12 +222,7 @@ impl Server {
             return;
         };
         let outcome = conn.ready();
-        trace!(
-            "[#{}] {token:?} {} → {}",
-            conn.session_id(),
-            conn.kind(),
-            outcome_name(&outcome)
-        );
+        trace!("[#{}] {token:?} {} → {}", conn.session_id(), conn.kind(), outcome_name(&outcome));
         match outcome {
             Outcome::Wait => {}
             Outcome::Again => self.again.push(token),
@@ -273,12 +248,7 @@ impl Server {
             Effect::None => {}
             Effect::Verify { user, password } => {
                 let session_id = self.control(control).map_or(0, |c| c.session.id);
-                self.verifier.submit(Request {
-                    token: control,
-                    session_id,
-                    user,
-                    password,
-                });
+                self.verifier.submit(Request { token: control, session_id, user, password });
             }
             Effect::Listen => {
                 self.close_data_of(control);
@@ -307,35 +277,20 @@ impl Server {
                     c.session.verified(verdict.account);
                     self.again.push(verdict.token);
                 }
-                _ => debug!(
-                    "[#{}] login verdict for a closed session",
-                    verdict.session_id
-                ),
+                _ => debug!("[#{}] login verdict for a closed session", verdict.session_id),
             }
         }
     }
 
     fn open_passive(&mut self, control: Token) -> io::Result<u16> {
         let c = self.control(control).ok_or(io::ErrorKind::NotConnected)?;
-        let (local_ip, peer_ip, session_id) = (
-            c.stream.local_addr()?.ip(),
-            c.stream.peer_addr()?.ip(),
-            c.session.id,
-        );
+        let (local_ip, peer_ip, session_id) = (c.stream.local_addr()?.ip(), c.stream.peer_addr()?.ip(), c.session.id);
         let mut listener = self.bind_passive(local_ip)?;
         let port = listener.local_addr()?.port();
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
-        self.poll
-            .registry()
-            .register(&mut listener, token, Interest::READABLE)?;
-        entry.insert(Conn::Passive(Passive {
-            listener,
-            owner: control,
-            session_id,
-            peer_ip,
-            job: None,
-        }));
+        self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
+        entry.insert(Conn::Passive(Passive { listener, owner: control, session_id, peer_ip, job: None }));
         trace!("[#{session_id}] {token:?}: passive listener on port {port}");
         if let Some(c) = self.control(control) {
             c.data = Some(token);
@@ -352,21 +307,14 @@ impl Server {
         let span = u32::from(*range.end() - *range.start()) + 1;
         for _ in 0..span {
             let port = self.next_pasv_port;
-            self.next_pasv_port = if port >= *range.end() {
-                *range.start()
-            } else {
-                port + 1
-            };
+            self.next_pasv_port = if port >= *range.end() { *range.start() } else { port + 1 };
             match TcpListener::bind(SocketAddr::new(ip, port)) {
                 Ok(listener) => return Ok(listener),
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            "every passive port is in use",
-        ))
+        Err(io::Error::new(io::ErrorKind::AddrInUse, "every passive port is in use"))
     }
 
     /// The passive peer connected: the listener's slot becomes the data connection's slot.
@@ -376,11 +324,7 @@ impl Server {
         };
         let (owner, session_id, job) = (passive.owner, passive.session_id, passive.job.take());
         let _ = self.poll.registry().deregister(&mut passive.listener);
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
             self.close(token);
             return self.tell_finished(owner, Err(TransferError::Connect(e)));
         }
@@ -416,16 +360,10 @@ impl Server {
         };
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
             return self.tell_finished(control, Err(TransferError::Connect(e)));
         }
-        entry.insert(Conn::Data(Data::connecting(
-            stream, control, session_id, job,
-        )));
+        entry.insert(Conn::Data(Data::connecting(stream, control, session_id, job)));
         trace!("[#{session_id}] {token:?}: connecting to {addr}");
         if let Some(c) = self.control(control) {
             c.data = Some(token);
@@ -456,14 +394,7 @@ impl Server {
             Conn::Control(mut c) => {
                 let _ = registry.deregister(&mut c.stream);
                 drop(c.stream);
-                info!(
-                    "[#{}] closed{}",
-                    c.session.id,
-                    c.session
-                        .user()
-                        .map(|u| format!(" ({u})"))
-                        .unwrap_or_default()
-                );
+                info!("[#{}] closed{}", c.session.id, c.session.user().map(|u| format!(" ({u})")).unwrap_or_default());
                 if let Some(data) = c.data {
                     self.close(data);
                 }

@@ -35,29 +35,19 @@ impl Verifier {
     pub fn spawn(users: Users, waker: Arc<Waker>) -> io::Result<Verifier> {
         let (requests, inbox) = mpsc::channel::<Request>();
         let (outbox, verdicts) = mpsc::channel();
-        let thread = thread::Builder::new()
-            .name("mioftpd-verifier".into())
-            .spawn(move || {
-                for request in inbox {
-                    let account = users.verify(&request.user, &request.password);
-                    let verdict = Verdict {
-                        token: request.token,
-                        session_id: request.session_id,
-                        account,
-                    };
-                    if outbox.send(verdict).is_err() {
-                        return; // the loop is gone
-                    }
-                    if let Err(e) = waker.wake() {
-                        error!("cannot wake the event loop: {e}");
-                    }
+        let thread = thread::Builder::new().name("mioftpd-verifier".into()).spawn(move || {
+            for request in inbox {
+                let account = users.verify(&request.user, &request.password);
+                let verdict = Verdict { token: request.token, session_id: request.session_id, account };
+                if outbox.send(verdict).is_err() {
+                    return; // the loop is gone
                 }
-            })?;
-        Ok(Verifier {
-            requests: Some(requests),
-            verdicts,
-            thread: Some(thread),
-        })
+                if let Err(e) = waker.wake() {
+                    error!("cannot wake the event loop: {e}");
+                }
+            }
+        })?;
+        Ok(Verifier { requests: Some(requests), verdicts, thread: Some(thread) })
     }
 
     pub fn submit(&self, request: Request) {

@@ -65,12 +65,9 @@ impl Control {
         if self.session.is_quitting() && flushed {
             return Outcome::Close;
         }
-        // The peer is gone and nothing it sent is still waiting for a session event.
-        if self.peer_closed
-            && self.held.is_none()
-            && !self.session.is_busy()
-            && !self.input_pending()
-        {
+        // The peer is gone: once everything it sent has been answered, end the session, and with
+        // it any transfer still running (an upload cut short this way is discarded).
+        if self.peer_closed && !self.input_pending() {
             return Outcome::Close;
         }
         if self.unread && self.input.wants_input() {
@@ -110,8 +107,7 @@ impl Control {
     /// Runs commands until one needs the loop, the session must wait, or output backs up.
     fn process(&mut self) -> Option<Effect> {
         let mut effect = None;
-        while effect.is_none() && !self.session.is_quitting() && self.pending_output() < MAX_OUTPUT
-        {
+        while effect.is_none() && !self.session.is_quitting() && self.pending_output() < MAX_OUTPUT {
             let cmd = match self.held.take() {
                 Some(cmd) => cmd,
                 None => match self.input.next_line() {

@@ -44,26 +44,12 @@ pub struct Data {
 impl Data {
     /// An active-mode connection in progress, which will carry `job` once connected.
     pub fn connecting(stream: TcpStream, owner: Token, session_id: u64, job: Job) -> Data {
-        Data {
-            stream,
-            owner,
-            session_id,
-            state: State::Connecting(job),
-            buf: None,
-            bytes: 0,
-        }
+        Data { stream, owner, session_id, state: State::Connecting(job), buf: None, bytes: 0 }
     }
 
     /// A connection accepted by a passive listener; `job` is there if the command came first.
     pub fn accepted(stream: TcpStream, owner: Token, session_id: u64, job: Option<Job>) -> Data {
-        let mut data = Data {
-            stream,
-            owner,
-            session_id,
-            state: State::Idle,
-            buf: None,
-            bytes: 0,
-        };
+        let mut data = Data { stream, owner, session_id, state: State::Idle, buf: None, bytes: 0 };
         if let Some(job) = job {
             data.start(job);
         }

@@ -31,10 +31,7 @@ impl Passive {
                     return Outcome::Accepted(stream);
                 }
                 Ok((_, from)) => {
-                    warn!(
-                        "[#{}] refused data connection from foreign address {from}",
-                        self.session_id
-                    );
+                    warn!("[#{}] refused data connection from foreign address {from}", self.session_id);
                 }
                 Err(e) if would_block(&e) => return Outcome::Wait,
                 Err(e) if interrupted(&e) => {}

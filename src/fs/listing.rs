@@ -40,12 +40,7 @@ enum Entries {
 
 impl Listing {
     /// Lists `real` (a directory, or a single file), whose client-side spelling was `arg`.
-    pub fn open(
-        root: &Root,
-        real: PathBuf,
-        arg: Option<&[u8]>,
-        format: Format,
-    ) -> io::Result<Listing> {
+    pub fn open(root: &Root, real: PathBuf, arg: Option<&[u8]>, format: Format) -> io::Result<Listing> {
         let meta = fs::metadata(&real)?;
         let mut prefix = Vec::new();
         let entries = if meta.is_dir() {
@@ -57,20 +52,11 @@ impl Listing {
         } else {
             let name = match (format, arg) {
                 (Format::Names, Some(arg)) => arg.to_vec(),
-                _ => real
-                    .file_name()
-                    .map(|n| n.as_encoded_bytes().to_vec())
-                    .unwrap_or_default(),
+                _ => real.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default(),
             };
             Entries::One(Some((name, meta)))
         };
-        Ok(Listing {
-            format,
-            entries,
-            now: SystemTime::now(),
-            prefix,
-            root_dir: root.dir().to_path_buf(),
-        })
+        Ok(Listing { format, entries, now: SystemTime::now(), prefix, root_dir: root.dir().to_path_buf() })
     }
 
     /// Appends whole lines to `out` while at least `MAX_LINE` bytes of `room` remain.
@@ -148,30 +134,20 @@ pub fn long_line(out: &mut Vec<u8>, name: &[u8], meta: &Metadata, now: SystemTim
     }
     let modified = meta.modified().unwrap_or(UNIX_EPOCH);
     let when = ls_date(modified, now);
-    let head = format!(
-        "{perms} {:>3} ftp      ftp      {:>12} {when} ",
-        meta.nlink(),
-        meta.len()
-    );
+    let head = format!("{perms} {:>3} ftp      ftp      {:>12} {when} ", meta.nlink(), meta.len());
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(name);
 }
 
 /// `ls` shows `Mon DD HH:MM` for times within six months of now and `Mon DD  YYYY` otherwise.
 fn ls_date(time: SystemTime, now: SystemTime) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     const HALF_YEAR: u64 = 182 * 24 * 3600;
     let secs = unix_secs(time);
     let (y, m, d, hh, mm, _) = civil(secs);
     let month = MONTHS[(m - 1) as usize];
     let recent = unix_secs(now).abs_diff(secs) < HALF_YEAR;
-    if recent {
-        format!("{month} {d:>2} {hh:02}:{mm:02}")
-    } else {
-        format!("{month} {d:>2}  {y}")
-    }
+    if recent { format!("{month} {d:>2} {hh:02}:{mm:02}") } else { format!("{month} {d:>2}  {y}") }
 }
 
 /// `YYYYMMDDHHMMSS` in UTC, as `MDTM` (RFC 3659 §2.3) wants.

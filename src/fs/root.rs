@@ -22,11 +22,7 @@ impl VPath {
     /// root, as it does in a chroot.
     pub fn join(&self, arg: &[u8]) -> VPath {
         let mut parts: Vec<&[u8]> = Vec::new();
-        let base: &[u8] = if arg.first() == Some(&b'/') {
-            b""
-        } else {
-            &self.0
-        };
+        let base: &[u8] = if arg.first() == Some(&b'/') { b"" } else { &self.0 };
         for part in base.split(|&b| b == b'/').chain(arg.split(|&b| b == b'/')) {
             match part {
                 b"" | b"." => {}
@@ -81,10 +77,7 @@ impl Root {
     pub fn new(dir: &Path) -> io::Result<Root> {
         let dir = dir.canonicalize()?;
         if !dir.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                format!("{} is not a directory", dir.display()),
-            ));
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, format!("{} is not a directory", dir.display())));
         }
         Ok(Root { dir })
     }
@@ -145,10 +138,7 @@ mod tests {
         assert_eq!(cwd.join(b"c").as_bytes(), b"/a/b/c");
         assert_eq!(cwd.join(b"../c").as_bytes(), b"/a/c");
         assert_eq!(cwd.join(b"/x//y/./z/").as_bytes(), b"/x/y/z");
-        assert_eq!(
-            cwd.join(b"../../../../etc/passwd").as_bytes(),
-            b"/etc/passwd"
-        );
+        assert_eq!(cwd.join(b"../../../../etc/passwd").as_bytes(), b"/etc/passwd");
         assert_eq!(cwd.join(b"..").join(b"..").join(b"..").as_bytes(), b"/");
         assert_eq!(v("/a/b").file_name(), b"b");
         assert_eq!(VPath::root().parent(), VPath::root());
@@ -169,15 +159,8 @@ mod tests {
         assert!(root.existing(&v("/out")).is_err());
         assert!(root.existing(&v("/updir/secret")).is_err());
         assert!(root.entry(&v("/updir/new")).is_err());
-        assert_eq!(
-            root.entry(&v("/out")).unwrap(),
-            root.dir().join("out"),
-            "the link itself, not its target"
-        );
-        assert_eq!(
-            std::fs::read(root.existing(&v("/good")).unwrap()).unwrap(),
-            b"y"
-        );
+        assert_eq!(root.entry(&v("/out")).unwrap(), root.dir().join("out"), "the link itself, not its target");
+        assert_eq!(std::fs::read(root.existing(&v("/good")).unwrap()).unwrap(), b"y");
         assert!(root.entry(&v("/inside/new")).is_ok());
         assert!(root.entry(&VPath::root()).is_err());
         std::fs::remove_dir_all(&tmp).unwrap();

@@ -32,21 +32,13 @@ pub enum TransferError {
 
 /// Bytes to send to the client.
 pub enum Source {
-    File {
-        file: File,
-        ascii: bool,
-        prev_cr: bool,
-    },
+    File { file: File, ascii: bool, prev_cr: bool },
     Listing(Box<Listing>),
 }
 
 impl Source {
     pub fn file(file: File, ascii: bool) -> Source {
-        Source::File {
-            file,
-            ascii,
-            prev_cr: false,
-        }
+        Source::File { file, ascii, prev_cr: false }
     }
 
     /// Adds the next chunk to `buf`. Returns the bytes added; 0 means the source is exhausted.
@@ -54,14 +46,8 @@ impl Source {
         let space = buf.space();
         let n = match self {
             Source::Listing(listing) => listing.produce(space)?,
-            Source::File {
-                file, ascii: false, ..
-            } => read_retrying(file, space)?,
-            Source::File {
-                file,
-                ascii: true,
-                prev_cr,
-            } => {
+            Source::File { file, ascii: false, .. } => read_retrying(file, space)?,
+            Source::File { file, ascii: true, prev_cr } => {
                 // Read at most half the space: LF → CRLF can double the bytes.
                 let half = space.len() / 2;
                 let n = read_retrying(file, &mut space[..half])?;
@@ -86,12 +72,9 @@ fn read_retrying(file: &mut File, into: &mut [u8]) -> io::Result<usize> {
 /// `prev_cr` says whether the byte before `buf[0]` (end of the previous chunk) was a CR.
 /// `buf` must have room for the result (at most `2 * n`). Returns the new length.
 pub fn expand_newlines(buf: &mut [u8], n: usize, prev_cr: &mut bool) -> usize {
-    let preceded_by_cr =
-        |buf: &[u8], i: usize, first: bool| if i == 0 { first } else { buf[i - 1] == b'\r' };
+    let preceded_by_cr = |buf: &[u8], i: usize, first: bool| if i == 0 { first } else { buf[i - 1] == b'\r' };
     let first = *prev_cr;
-    let bare = (0..n)
-        .filter(|&i| buf[i] == b'\n' && !preceded_by_cr(buf, i, first))
-        .count();
+    let bare = (0..n).filter(|&i| buf[i] == b'\n' && !preceded_by_cr(buf, i, first)).count();
     if n > 0 {
         *prev_cr = buf[n - 1] == b'\r';
     }
@@ -157,24 +140,10 @@ impl Sink {
         }
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(name);
-        temp_name.push(format!(
-            ".mioftpd-{}-{}.part",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        temp_name.push(format!(".mioftpd-{}-{}.part", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
         let temp = dir.join(temp_name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
-        Ok(Sink {
-            file,
-            temp,
-            target,
-            ascii,
-            pending_cr: false,
-            done: false,
-        })
+        let file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        Ok(Sink { file, temp, target, ascii, pending_cr: false, done: false })
     }
 
     /// Writes one chunk (converted in place in ASCII mode).
@@ -282,11 +251,7 @@ mod tests {
         sink.write(&mut b"\n".to_vec()).unwrap();
         sink.finish().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"x\ny\n");
-        assert_eq!(
-            std::fs::read_dir(&dir).unwrap().count(),
-            1,
-            "no temporary files left"
-        );
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary files left");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -81,43 +81,21 @@ mod tests {
     fn port_round_trips_with_pasv_text() {
         let addr = parse_port("127,0,0,1,4,1").unwrap();
         assert_eq!(addr, "127.0.0.1:1025".parse().unwrap());
-        assert_eq!(
-            format_pasv(Ipv4Addr::LOCALHOST, 1025),
-            "Entering Passive Mode (127,0,0,1,4,1)."
-        );
+        assert_eq!(format_pasv(Ipv4Addr::LOCALHOST, 1025), "Entering Passive Mode (127,0,0,1,4,1).");
     }
 
     #[test]
     fn bad_port_arguments() {
-        for bad in [
-            "",
-            "1,2,3,4,5",
-            "1,2,3,4,5,6,7",
-            "256,0,0,1,0,1",
-            "a,b,c,d,e,f",
-        ] {
+        for bad in ["", "1,2,3,4,5", "1,2,3,4,5,6,7", "256,0,0,1,0,1", "a,b,c,d,e,f"] {
             assert_eq!(parse_port(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn eprt_v4_v6_and_bad() {
-        assert_eq!(
-            parse_eprt("|1|132.235.1.2|6275|"),
-            Some("132.235.1.2:6275".parse().unwrap())
-        );
-        assert_eq!(
-            parse_eprt("!2!::1!5282!"),
-            Some("[::1]:5282".parse().unwrap())
-        );
-        for bad in [
-            "",
-            "|3|1.2.3.4|5|",
-            "|1|::1|5|",
-            "|1|1.2.3.4|70000|",
-            "|1|1.2.3.4|5",
-            "|1|1.2.3.4|5|6|",
-        ] {
+        assert_eq!(parse_eprt("|1|132.235.1.2|6275|"), Some("132.235.1.2:6275".parse().unwrap()));
+        assert_eq!(parse_eprt("!2!::1!5282!"), Some("[::1]:5282".parse().unwrap()));
+        for bad in ["", "|3|1.2.3.4|5|", "|1|::1|5|", "|1|1.2.3.4|70000|", "|1|1.2.3.4|5", "|1|1.2.3.4|5|6|"] {
             assert_eq!(parse_eprt(bad), None, "{bad}");
         }
     }

@@ -50,10 +50,7 @@ impl Command {
     /// these are the ones clients send while probing).
     pub fn allowed_before_login(&self) -> bool {
         use Command::*;
-        matches!(
-            self,
-            User(_) | Pass(_) | Quit | Noop | Syst | Feat | Help | Opts(_)
-        )
+        matches!(self, User(_) | Pass(_) | Quit | Noop | Syst | Feat | Help | Opts(_))
     }
 }
 
@@ -75,16 +72,9 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
     let verb = verb.to_ascii_uppercase();
     let verb = std::str::from_utf8(&verb).unwrap_or("");
     let text = || arg.map(|a| String::from_utf8_lossy(a).into_owned());
-    let required = || {
-        arg.map(<[u8]>::to_vec)
-            .ok_or_else(|| syntax("This command needs an argument."))
-    };
+    let required = || arg.map(<[u8]>::to_vec).ok_or_else(|| syntax("This command needs an argument."));
     let none = |cmd: Command| {
-        if arg.is_some() {
-            Err(syntax("This command takes no argument."))
-        } else {
-            Ok(cmd)
-        }
+        if arg.is_some() { Err(syntax("This command takes no argument.")) } else { Ok(cmd) }
     };
 
     use Command::*;
@@ -108,22 +98,12 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "EPSV" => match text().map(|t| t.trim().to_ascii_uppercase()).as_deref() {
             None | Some("1") | Some("2") => Ok(Epsv),
             Some("ALL") => Ok(EpsvAll),
-            Some(_) => Err(Reply::new(
-                Code::ProtocolNotSupported,
-                "Network protocol not supported, use (1,2).",
-            )),
+            Some(_) => Err(Reply::new(Code::ProtocolNotSupported, "Network protocol not supported, use (1,2).")),
         },
-        "PORT" => addr::parse_port(&text().unwrap_or_default())
-            .map(Port)
-            .ok_or_else(|| syntax("Bad PORT argument.")),
-        "EPRT" => addr::parse_eprt(&text().unwrap_or_default())
-            .map(Port)
-            .ok_or_else(|| {
-                Reply::new(
-                    Code::ProtocolNotSupported,
-                    "Bad EPRT argument; network protocol must be (1,2).",
-                )
-            }),
+        "PORT" => addr::parse_port(&text().unwrap_or_default()).map(Port).ok_or_else(|| syntax("Bad PORT argument.")),
+        "EPRT" => addr::parse_eprt(&text().unwrap_or_default()).map(Port).ok_or_else(|| {
+            Reply::new(Code::ProtocolNotSupported, "Bad EPRT argument; network protocol must be (1,2).")
+        }),
         "LIST" => Ok(List(listing_path(arg))),
         "NLST" => Ok(Nlst(listing_path(arg))),
         "RETR" => required().map(Retr),
@@ -143,18 +123,13 @@ fn syntax(text: &str) -> Reply {
 }
 
 fn parse_type(arg: Option<String>) -> Result<Command, Reply> {
-    let arg = arg
-        .ok_or_else(|| syntax("TYPE needs an argument."))?
-        .to_ascii_uppercase();
+    let arg = arg.ok_or_else(|| syntax("TYPE needs an argument."))?.to_ascii_uppercase();
     let words: Vec<&str> = arg.split_whitespace().collect();
     match words.as_slice() {
         // "A N" is ASCII non-print, the default format; "L 8" is an 8-bit byte, i.e. binary.
         ["A"] | ["A", "N"] => Ok(Command::Type(Repr::Ascii)),
         ["I"] | ["L", "8"] => Ok(Command::Type(Repr::Binary)),
-        ["A" | "E", _] | ["E"] | ["L", _] => Err(Reply::new(
-            Code::ParameterNotImplemented,
-            "Type not supported.",
-        )),
+        ["A" | "E", _] | ["E"] | ["L", _] => Err(Reply::new(Code::ParameterNotImplemented, "Type not supported.")),
         _ => Err(syntax("Unknown TYPE.")),
     }
 }
@@ -163,10 +138,7 @@ fn parse_single_letter(arg: Option<String>, only: &str, cmd: Command) -> Result<
     match arg.map(|a| a.trim().to_ascii_uppercase()) {
         None => Err(syntax("This command needs an argument.")),
         Some(a) if a == only => Ok(cmd),
-        Some(_) => Err(Reply::new(
-            Code::ParameterNotImplemented,
-            format!("Only {only} is supported."),
-        )),
+        Some(_) => Err(Reply::new(Code::ParameterNotImplemented, format!("Only {only} is supported."))),
     }
 }
 
@@ -196,10 +168,7 @@ mod tests {
     }
 
     fn code(line: &str) -> u16 {
-        parse(line.as_bytes())
-            .map(|c| panic!("{line:?} parsed as {c:?}"))
-            .unwrap_err()
-            .code as u16
+        parse(line.as_bytes()).map(|c| panic!("{line:?} parsed as {c:?}")).unwrap_err().code as u16
     }
 
     #[test]
@@ -241,10 +210,7 @@ mod tests {
 
     #[test]
     fn data_channel_commands() {
-        assert_eq!(
-            ok("PORT 127,0,0,1,4,1"),
-            Port("127.0.0.1:1025".parse().unwrap())
-        );
+        assert_eq!(ok("PORT 127,0,0,1,4,1"), Port("127.0.0.1:1025".parse().unwrap()));
         assert_eq!(ok("EPRT |2|::1|2000|"), Port("[::1]:2000".parse().unwrap()));
         assert_eq!(ok("EPSV"), Epsv);
         assert_eq!(ok("EPSV 2"), Epsv);

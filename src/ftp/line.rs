@@ -148,26 +148,16 @@ mod tests {
 
     #[test]
     fn crlf_bare_lf_and_split_reads() {
-        assert_eq!(
-            lines(&[b"USER a\r\nPASS b\nNO", b"OP\r", b"\n"]),
-            [cmd("USER a"), cmd("PASS b"), cmd("NOOP")]
-        );
+        assert_eq!(lines(&[b"USER a\r\nPASS b\nNO", b"OP\r", b"\n"]), [cmd("USER a"), cmd("PASS b"), cmd("NOOP")]);
     }
 
     #[test]
     fn telnet_sequences_are_dropped() {
         // tnftp's abort: IAC IP, IAC DM (urgent), then ABOR. Also a WILL negotiation and an escaped 255.
         assert_eq!(lines(&[b"\xff\xf4\xff\xf2ABOR\r\n"]), [cmd("ABOR")]);
-        assert_eq!(
-            lines(&[b"\xff\xf4\xff", b"ABOR\r\n"]),
-            [cmd("ABOR")],
-            "DM taken out of band"
-        );
+        assert_eq!(lines(&[b"\xff\xf4\xff", b"ABOR\r\n"]), [cmd("ABOR")], "DM taken out of band");
         assert_eq!(lines(&[b"\xff\xfb\x01NOOP\r\n"]), [cmd("NOOP")]);
-        assert_eq!(
-            lines(&[b"RETR \xff\xffx\r\n"]),
-            [Line::Command(b"RETR \xffx".to_vec())]
-        );
+        assert_eq!(lines(&[b"RETR \xff\xffx\r\n"]), [Line::Command(b"RETR \xffx".to_vec())]);
     }
 
     #[test]
@@ -178,11 +168,7 @@ mod tests {
         let mut in_one_read = b"NOOP\r\n".to_vec();
         in_one_read.extend_from_slice(&long);
         in_one_read.extend_from_slice(b"\r\nPWD\r\n");
-        assert_eq!(
-            lines(&[&in_one_read]),
-            [cmd("NOOP"), Line::TooLong, cmd("PWD")],
-            "order kept"
-        );
+        assert_eq!(lines(&[&in_one_read]), [cmd("NOOP"), Line::TooLong, cmd("PWD")], "order kept");
     }
 
     #[test]

@@ -51,10 +51,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(code: Code, text: impl Into<Vec<u8>>) -> Reply {
-        Reply {
-            code,
-            text: text.into(),
-        }
+        Reply { code, text: text.into() }
     }
 
     /// Maps a filesystem error to the reply a client can act on.
@@ -67,12 +64,8 @@ impl Reply {
             NotADirectory => Reply::new(Code::FileUnavailable, "Not a directory."),
             IsADirectory => Reply::new(Code::FileUnavailable, "Is a directory."),
             DirectoryNotEmpty => Reply::new(Code::FileUnavailable, "Directory not empty."),
-            InvalidInput | InvalidFilename => {
-                Reply::new(Code::NameNotAllowed, "File name not allowed.")
-            }
-            StorageFull | QuotaExceeded => {
-                Reply::new(Code::InsufficientStorage, "Insufficient storage space.")
-            }
+            InvalidInput | InvalidFilename => Reply::new(Code::NameNotAllowed, "File name not allowed."),
+            StorageFull | QuotaExceeded => Reply::new(Code::InsufficientStorage, "Insufficient storage space."),
             _ => Reply::new(Code::LocalError, format!("Local error: {err}.")),
         }
     }
@@ -101,11 +94,7 @@ impl Reply {
 
     /// The reply as one log-friendly line.
     pub fn summary(&self) -> String {
-        format!(
-            "{} {}",
-            self.code as u16,
-            String::from_utf8_lossy(&self.text).replace('\n', " | ")
-        )
+        format!("{} {}", self.code as u16, String::from_utf8_lossy(&self.text).replace('\n', " | "))
     }
 }
 
@@ -127,10 +116,7 @@ mod tests {
     #[test]
     fn multi_line_per_rfc959() {
         let reply = Reply::new(Code::SystemStatus, "Features:\nUTF8\nSIZE\nEnd");
-        assert_eq!(
-            wire(reply),
-            "211-Features:\r\n UTF8\r\n SIZE\r\n211 End\r\n"
-        );
+        assert_eq!(wire(reply), "211-Features:\r\n UTF8\r\n SIZE\r\n211 End\r\n");
     }
 
     #[test]

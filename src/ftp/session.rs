@@ -141,12 +141,6 @@ impl Session {
         }
     }
 
-    /// Waiting for a login verdict or a transfer to end.
-    pub fn is_busy(&self) -> bool {
-        matches!(self.login, Login::Verifying { .. })
-            || matches!(self.data, DataChannel::Transferring(_))
-    }
-
     /// Whether `cmd` may run now, or must wait for a pending login check or transfer to end.
     pub fn can_handle_now(&self, cmd: &Command) -> bool {
         match (&self.login, &self.data) {
@@ -159,10 +153,7 @@ impl Session {
     pub fn handle(&mut self, cmd: Command) -> Effect {
         let logged_in = matches!(self.login, Login::LoggedIn(_));
         let result = if !logged_in && !cmd.allowed_before_login() {
-            Err(Reply::new(
-                Code::NotLoggedIn,
-                "Please login with USER and PASS.",
-            ))
+            Err(Reply::new(Code::NotLoggedIn, "Please login with USER and PASS."))
         } else {
             self.dispatch(cmd)
         };
@@ -197,27 +188,16 @@ impl Session {
             ),
             Opts(option) => self.opts(&option),
             Pwd => {
-                let quoted = self
-                    .cwd
-                    .as_bytes()
-                    .iter()
-                    .flat_map(|&b| if b == b'"' { vec![b'"', b'"'] } else { vec![b] });
-                let text: Vec<u8> = [b'"']
-                    .into_iter()
-                    .chain(quoted)
-                    .chain(*b"\" is the current directory.")
-                    .collect();
+                let quoted =
+                    self.cwd.as_bytes().iter().flat_map(|&b| if b == b'"' { vec![b'"', b'"'] } else { vec![b] });
+                let text: Vec<u8> = [b'"'].into_iter().chain(quoted).chain(*b"\" is the current directory.").collect();
                 self.ok(Code::PathCreated, text)
             }
             Cwd(arg) => self.cwd(&arg),
             Cdup => self.cwd(b".."),
             Type(repr) => {
                 self.repr = repr;
-                let name = if repr == Repr::Ascii {
-                    "ASCII"
-                } else {
-                    "Binary"
-                };
+                let name = if repr == Repr::Ascii { "ASCII" } else { "Binary" };
                 self.ok(Code::CommandOkay, format!("Switching to {name} mode."))
             }
             Mode => self.ok(Code::CommandOkay, "Mode set to S."),
@@ -239,20 +219,12 @@ impl Session {
             }
             Mdtm(arg) => {
                 let meta = self.regular_file(&arg)?;
-                self.ok(
-                    Code::FileStatus,
-                    listing::mdtm(meta.modified().map_err(|e| Reply::from_io(&e))?),
-                )
+                self.ok(Code::FileStatus, listing::mdtm(meta.modified().map_err(|e| Reply::from_io(&e))?))
             }
             Mkd(arg) => {
                 let path = self.cwd.join(&arg);
                 fs::create_dir(self.writable_entry(&path)?).map_err(|e| Reply::from_io(&e))?;
-                let text: Vec<u8> = [b'"']
-                    .iter()
-                    .chain(path.as_bytes())
-                    .chain(b"\" created.")
-                    .copied()
-                    .collect();
+                let text: Vec<u8> = [b'"'].iter().chain(path.as_bytes()).chain(b"\" created.").copied().collect();
                 self.ok(Code::PathCreated, text)
             }
             Rmd(arg) => {
@@ -281,10 +253,7 @@ impl Session {
 
     fn user_cmd(&mut self, name: String) -> Handled {
         if matches!(self.login, Login::LoggedIn(_)) {
-            return Err(Reply::new(
-                Code::NotLoggedIn,
-                "Can't change to another user.",
-            ));
+            return Err(Reply::new(Code::NotLoggedIn, "Can't change to another user."));
         }
         let text = if auth::is_anonymous_name(&name) && self.settings.anonymous {
             "Anonymous login ok, send your e-mail address as password."
@@ -327,52 +296,24 @@ impl Session {
         };
         match account {
             Some(account) => {
-                let access = if account.writable {
-                    "read-write"
-                } else {
-                    "read-only"
-                };
-                info!(
-                    "[#{}] login {} from {} ({access})",
-                    self.id,
-                    account.name,
-                    self.peer.ip()
-                );
+                let access = if account.writable { "read-write" } else { "read-only" };
+                info!("[#{}] login {} from {} ({access})", self.id, account.name, self.peer.ip());
                 self.reply(Code::LoggedIn, "Login successful.");
                 self.login = Login::LoggedIn(account);
             }
             None => {
-                warn!(
-                    "[#{}] login failed for {:?} from {}",
-                    self.id,
-                    user,
-                    self.peer.ip()
-                );
+                warn!("[#{}] login failed for {:?} from {}", self.id, user, self.peer.ip());
                 self.reply(Code::NotLoggedIn, "Login incorrect.");
             }
         }
     }
 
     fn opts(&mut self, option: &str) -> Handled {
-        let words: Vec<String> = option
-            .split_whitespace()
-            .map(str::to_ascii_uppercase)
-            .collect();
-        match words
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
+        let words: Vec<String> = option.split_whitespace().map(str::to_ascii_uppercase).collect();
+        match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
             ["UTF8", "ON"] | ["UTF8"] => self.ok(Code::CommandOkay, "Always in UTF8 mode."),
-            ["UTF8", _] => Err(Reply::new(
-                Code::ParameterNotImplemented,
-                "UTF8 cannot be turned off.",
-            )),
-            _ => Err(Reply::new(
-                Code::ParameterSyntaxError,
-                "Option not understood.",
-            )),
+            ["UTF8", _] => Err(Reply::new(Code::ParameterNotImplemented, "UTF8 cannot be turned off.")),
+            _ => Err(Reply::new(Code::ParameterSyntaxError, "Option not understood.")),
         }
     }
 
@@ -380,11 +321,7 @@ impl Session {
 
     fn cwd(&mut self, arg: &[u8]) -> Handled {
         let path = self.cwd.join(arg);
-        let real = self
-            .settings
-            .root
-            .existing(&path)
-            .map_err(|e| Reply::from_io(&e))?;
+        let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
         if !real.is_dir() {
             return Err(Reply::new(Code::FileUnavailable, "Not a directory."));
         }
@@ -393,11 +330,7 @@ impl Session {
     }
 
     fn regular_file(&self, arg: &[u8]) -> Result<fs::Metadata, Reply> {
-        let real = self
-            .settings
-            .root
-            .existing(&self.cwd.join(arg))
-            .map_err(|e| Reply::from_io(&e))?;
+        let real = self.settings.root.existing(&self.cwd.join(arg)).map_err(|e| Reply::from_io(&e))?;
         let meta = fs::metadata(real).map_err(|e| Reply::from_io(&e))?;
         if !meta.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
@@ -411,38 +344,27 @@ impl Session {
             Login::LoggedIn(account) if account.writable => {}
             _ => return Err(Reply::new(Code::FileUnavailable, "Permission denied.")),
         }
-        self.settings
-            .root
-            .entry(path)
-            .map_err(|e| Reply::from_io(&e))
+        self.settings.root.entry(path).map_err(|e| Reply::from_io(&e))
     }
 
     // ---- data connections ----
 
     fn passive(&mut self, extended: bool) -> Handled {
         if self.epsv_all && !extended {
-            return Err(Reply::new(
-                Code::BadSequence,
-                "Only EPSV is allowed after EPSV ALL.",
-            ));
+            return Err(Reply::new(Code::BadSequence, "Only EPSV is allowed after EPSV ALL."));
         }
         if !extended && self.pasv_ip().is_none() {
-            return Err(Reply::new(
-                Code::CantOpenDataConnection,
-                "PASV is IPv4 only; use EPSV.",
-            ));
+            return Err(Reply::new(Code::CantOpenDataConnection, "PASV is IPv4 only; use EPSV."));
         }
         self.data = DataChannel::Opening { extended };
         Ok(Effect::Listen)
     }
 
     fn pasv_ip(&self) -> Option<Ipv4Addr> {
-        self.settings
-            .pasv_address
-            .or(match addr::canonical(self.local.ip()) {
-                IpAddr::V4(ip) => Some(ip),
-                IpAddr::V6(_) => None,
-            })
+        self.settings.pasv_address.or(match addr::canonical(self.local.ip()) {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(_) => None,
+        })
     }
 
     /// The answer to `Effect::Listen`: the passive listener's port, or why there is none.
@@ -461,56 +383,34 @@ impl Session {
             }
             (result, _) => {
                 self.data = DataChannel::Idle;
-                let why = result
-                    .err()
-                    .map_or_else(|| "no IPv4 address".to_string(), |e| e.to_string());
+                let why = result.err().map_or_else(|| "no IPv4 address".to_string(), |e| e.to_string());
                 warn!("[#{}] cannot open a passive listener: {why}", self.id);
-                self.reply(
-                    Code::CantOpenDataConnection,
-                    "Can't open passive connection.",
-                );
+                self.reply(Code::CantOpenDataConnection, "Can't open passive connection.");
             }
         }
     }
 
     fn active(&mut self, target: SocketAddr) -> Handled {
         if self.epsv_all {
-            return Err(Reply::new(
-                Code::BadSequence,
-                "Only EPSV is allowed after EPSV ALL.",
-            ));
+            return Err(Reply::new(Code::BadSequence, "Only EPSV is allowed after EPSV ALL."));
         }
         if let Err(why) = addr::bounce_check(target, self.peer.ip()) {
-            warn!(
-                "[#{}] refused active connection to {target}: {why}",
-                self.id
-            );
+            warn!("[#{}] refused active connection to {target}: {why}", self.id);
             return Err(Reply::new(Code::ParameterNotImplemented, why));
         }
         self.data = DataChannel::Active(target);
-        self.ok(
-            Code::CommandOkay,
-            "PORT command successful. Consider using PASV.",
-        )
+        self.ok(Code::CommandOkay, "PORT command successful. Consider using PASV.")
     }
 
     /// Queues `150` and asks the loop to run `job` over the prepared data connection.
     fn start(&mut self, job: Job, verb: &'static str, path: VPath) -> Handled {
         let target = self.data_target()?;
-        let mode = if self.repr == Repr::Ascii {
-            "ASCII"
-        } else {
-            "BINARY"
-        };
+        let mode = if self.repr == Repr::Ascii { "ASCII" } else { "BINARY" };
         let mut text = format!("Opening {mode} mode data connection for ").into_bytes();
         text.extend_from_slice(path.as_bytes());
         text.push(b'.');
         self.reply(Code::FileStatusOkay, text);
-        self.data = DataChannel::Transferring(Transfer {
-            verb,
-            path,
-            started: Instant::now(),
-        });
+        self.data = DataChannel::Transferring(Transfer { verb, path, started: Instant::now() });
         Ok(Effect::Start(job, target))
     }
 
@@ -518,50 +418,29 @@ impl Session {
         match self.data {
             DataChannel::Passive => Ok(Target::Passive),
             DataChannel::Active(addr) => Ok(Target::Active(addr)),
-            _ => Err(Reply::new(
-                Code::CantOpenDataConnection,
-                "Use PORT or PASV first.",
-            )),
+            _ => Err(Reply::new(Code::CantOpenDataConnection, "Use PORT or PASV first.")),
         }
     }
 
     fn list(&mut self, arg: Option<Vec<u8>>, format: Format) -> Handled {
         self.data_target()?;
-        let path = arg
-            .as_deref()
-            .map_or_else(|| self.cwd.clone(), |a| self.cwd.join(a));
-        let real = self
-            .settings
-            .root
-            .existing(&path)
-            .map_err(|e| Reply::from_io(&e))?;
-        let listing = Listing::open(&self.settings.root, real, arg.as_deref(), format)
-            .map_err(|e| Reply::from_io(&e))?;
-        let verb = if format == Format::Long {
-            "LIST"
-        } else {
-            "NLST"
-        };
+        let path = arg.as_deref().map_or_else(|| self.cwd.clone(), |a| self.cwd.join(a));
+        let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
+        let listing =
+            Listing::open(&self.settings.root, real, arg.as_deref(), format).map_err(|e| Reply::from_io(&e))?;
+        let verb = if format == Format::Long { "LIST" } else { "NLST" };
         self.start(Job::Send(Source::Listing(Box::new(listing))), verb, path)
     }
 
     fn retr(&mut self, arg: &[u8]) -> Handled {
         self.data_target()?;
         let path = self.cwd.join(arg);
-        let real = self
-            .settings
-            .root
-            .existing(&path)
-            .map_err(|e| Reply::from_io(&e))?;
+        let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
         let file = File::open(real).map_err(|e| Reply::from_io(&e))?;
         if !file.metadata().map_err(|e| Reply::from_io(&e))?.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
         }
-        self.start(
-            Job::Send(Source::file(file, self.repr == Repr::Ascii)),
-            "RETR",
-            path,
-        )
+        self.start(Job::Send(Source::file(file, self.repr == Repr::Ascii)), "RETR", path)
     }
 
     fn stor(&mut self, arg: &[u8]) -> Handled {
@@ -574,18 +453,11 @@ impl Session {
 
     /// The answer to `Effect::Start`: how the transfer ended.
     pub fn finished(&mut self, result: Result<u64, TransferError>) {
-        let DataChannel::Transferring(transfer) =
-            std::mem::replace(&mut self.data, DataChannel::Idle)
-        else {
+        let DataChannel::Transferring(transfer) = std::mem::replace(&mut self.data, DataChannel::Idle) else {
             return;
         };
         let secs = transfer.started.elapsed().as_secs_f64();
-        let what = format!(
-            "[#{}] {} {}",
-            self.id,
-            transfer.verb,
-            transfer.path.display()
-        );
+        let what = format!("[#{}] {} {}", self.id, transfer.verb, transfer.path.display());
         match result {
             Ok(bytes) => {
                 let rate = bytes as f64 / secs.max(1e-6) / (1024.0 * 1024.0);
@@ -598,10 +470,7 @@ impl Session {
             }
             Err(TransferError::Network(e)) => {
                 warn!("{what}: aborted after {secs:.3} s: {e}");
-                self.reply(
-                    Code::TransferAborted,
-                    "Connection closed; transfer aborted.",
-                );
+                self.reply(Code::TransferAborted, "Connection closed; transfer aborted.");
             }
             Err(TransferError::Local(e)) => {
                 warn!("{what}: local error: {e}");
@@ -628,16 +497,11 @@ mod tests {
     }
 
     fn fixture(name: &str, anonymous: bool) -> Fixture {
-        let dir =
-            std::env::temp_dir().join(format!("mioftpd-session-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("mioftpd-session-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("sub")).unwrap();
         fs::write(dir.join("file.txt"), b"hello\n").unwrap();
-        let settings = Arc::new(Settings {
-            root: Root::new(&dir).unwrap(),
-            anonymous,
-            pasv_address: None,
-        });
+        let settings = Arc::new(Settings { root: Root::new(&dir).unwrap(), anonymous, pasv_address: None });
         let peer = "127.0.0.1:40000".parse().unwrap();
         let local = "127.0.0.1:2121".parse().unwrap();
         let mut session = Session::new(1, peer, local, settings);
@@ -646,11 +510,7 @@ mod tests {
     }
 
     fn codes(session: &mut Session) -> Vec<u16> {
-        session
-            .take_replies()
-            .iter()
-            .map(|r| r.code as u16)
-            .collect()
+        session.take_replies().iter().map(|r| r.code as u16).collect()
     }
 
     /// Sends one line; returns the reply codes and whether an effect was requested.
@@ -707,10 +567,7 @@ mod tests {
         let (codes_now, effect) = send(s, "PASS x");
         assert!(codes_now.is_empty());
         assert!(matches!(effect, Effect::Verify { ref user, .. } if user == "anonymous"));
-        assert!(
-            !s.can_handle_now(&Command::Pwd),
-            "commands wait for the verdict"
-        );
+        assert!(!s.can_handle_now(&Command::Pwd), "commands wait for the verdict");
         s.verified(None);
         assert_eq!(codes(s), [530]);
         assert_eq!(code_of(s, "PWD"), [530]);
@@ -723,10 +580,7 @@ mod tests {
         code_of(s, "USER alice");
         let (_, effect) = send(s, "PASS pw");
         assert!(matches!(effect, Effect::Verify { ref password, .. } if password == "pw"));
-        s.verified(Some(Account {
-            name: "alice".into(),
-            writable: true,
-        }));
+        s.verified(Some(Account { name: "alice".into(), writable: true }));
         assert_eq!(codes(s), [230]);
         assert_eq!(code_of(s, "MKD new dir"), [257]);
         assert!(f.dir.join("new dir").is_dir());
@@ -744,10 +598,7 @@ mod tests {
         login_anonymous(s);
         assert_eq!(code_of(s, "CWD sub"), [250]);
         s.handle(Command::Pwd);
-        assert_eq!(
-            s.take_replies()[0].text,
-            b"\"/sub\" is the current directory."
-        );
+        assert_eq!(s.take_replies()[0].text, b"\"/sub\" is the current directory.");
         assert_eq!(code_of(s, "CDUP"), [250]);
         assert_eq!(code_of(s, "CWD ../../.."), [250]);
         assert_eq!(s.cwd, VPath::root());
@@ -767,10 +618,7 @@ mod tests {
         login_anonymous(s);
         assert_eq!(code_of(s, "CWD a\"b"), [250]);
         s.handle(Command::Pwd);
-        assert_eq!(
-            s.take_replies()[0].text,
-            b"\"/a\"\"b\" is the current directory."
-        );
+        assert_eq!(s.take_replies()[0].text, b"\"/a\"\"b\" is the current directory.");
     }
 
     #[test]
@@ -787,19 +635,12 @@ mod tests {
         assert_eq!(code_of(s, "RETR missing"), [550]);
         let (codes_now, effect) = send(s, "RETR file.txt");
         assert_eq!(codes_now, [150]);
-        assert!(matches!(
-            effect,
-            Effect::Start(Job::Send(_), Target::Passive)
-        ));
+        assert!(matches!(effect, Effect::Start(Job::Send(_), Target::Passive)));
         assert!(s.can_handle_now(&Command::Noop));
         assert!(!s.can_handle_now(&Command::Pwd));
         s.finished(Ok(6));
         assert_eq!(codes(s), [226]);
-        assert_eq!(
-            code_of(s, "RETR file.txt"),
-            [425],
-            "a passive connection serves one transfer"
-        );
+        assert_eq!(code_of(s, "RETR file.txt"), [425], "a passive connection serves one transfer");
     }
 
     #[test]
@@ -809,10 +650,7 @@ mod tests {
         login_anonymous(s);
         send(s, "EPSV");
         s.listening(Ok(50000));
-        assert_eq!(
-            s.take_replies()[0].text,
-            b"Entering Extended Passive Mode (|||50000|)."
-        );
+        assert_eq!(s.take_replies()[0].text, b"Entering Extended Passive Mode (|||50000|).");
         send(s, "PASV");
         s.listening(Err(io::ErrorKind::AddrInUse.into()));
         assert_eq!(codes(s), [425]);
@@ -832,9 +670,7 @@ mod tests {
         let (codes_now, effect) = send(s, "LIST");
         assert_eq!(codes_now, [150]);
         assert!(matches!(effect, Effect::Start(_, Target::Active(a)) if a.port() == 40001));
-        s.finished(Err(TransferError::Connect(
-            io::ErrorKind::ConnectionRefused.into(),
-        )));
+        s.finished(Err(TransferError::Connect(io::ErrorKind::ConnectionRefused.into())));
         assert_eq!(codes(s), [425]);
     }
 
@@ -844,10 +680,7 @@ mod tests {
         let s = &mut f.session;
         login_anonymous(s);
         for (error, code) in [
-            (
-                TransferError::Network(io::ErrorKind::ConnectionReset.into()),
-                426,
-            ),
+            (TransferError::Network(io::ErrorKind::ConnectionReset.into()), 426),
             (TransferError::Local(io::Error::other("disk")), 451),
             (TransferError::Local(io::ErrorKind::StorageFull.into()), 452),
         ] {
