@@ -221,8 +221,11 @@ impl Server {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
+        let before = log::log_enabled!(log::Level::Trace).then(|| conn.state());
         let outcome = conn.ready();
-        trace!("[#{}] {token:?} {} → {}", conn.session_id(), conn.kind(), outcome_name(&outcome));
+        if let Some(before) = before {
+            trace!("[#{}] {token:?} {before} → {}: {}", conn.session_id(), conn.state(), outcome_name(&outcome));
+        }
         match outcome {
             Outcome::Wait => {}
             Outcome::Again => self.again.push(token),

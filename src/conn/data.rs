@@ -60,6 +60,16 @@ impl Data {
         matches!(self.state, State::Idle)
     }
 
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            State::Connecting(_) => "connecting",
+            State::Idle => "idle",
+            State::Sending(_) => "sending",
+            State::Receiving(_) => "receiving",
+            State::Done => "done",
+        }
+    }
+
     pub fn start(&mut self, job: Job) {
         self.buf = Some(Buffer::with_capacity(CHUNK));
         self.state = match job {

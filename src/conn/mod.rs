@@ -68,12 +68,14 @@ impl Conn {
         }
     }
 
-    /// For trace logs.
-    pub fn kind(&self) -> &'static str {
+    /// The slot's kind and state, for trace logs: `control(logged-in, passive)`, `data(sending)`…
+    pub fn state(&self) -> String {
         match self {
-            Conn::Control(_) => "control",
-            Conn::Passive(_) => "passive",
-            Conn::Data(_) => "data",
+            Conn::Control(control) => format!("control({})", control.session.state_name()),
+            Conn::Passive(passive) => {
+                format!("passive({})", if passive.job.is_some() { "job-waiting" } else { "listening" })
+            }
+            Conn::Data(data) => format!("data({})", data.state_name()),
         }
     }
 }

@@ -141,6 +141,24 @@ impl Session {
         }
     }
 
+    /// Login and data-channel state, for trace logs.
+    pub fn state_name(&self) -> String {
+        let login = match self.login {
+            Login::AwaitingUser => "awaiting-user",
+            Login::AwaitingPass { .. } => "awaiting-pass",
+            Login::Verifying { .. } => "verifying",
+            Login::LoggedIn(_) => "logged-in",
+        };
+        let data = match self.data {
+            DataChannel::Idle => "no-data",
+            DataChannel::Opening { .. } => "opening",
+            DataChannel::Passive => "passive",
+            DataChannel::Active(_) => "active",
+            DataChannel::Transferring(_) => "transferring",
+        };
+        format!("{login}, {data}")
+    }
+
     /// Whether `cmd` may run now, or must wait for a pending login check or transfer to end.
     pub fn can_handle_now(&self, cmd: &Command) -> bool {
         match (&self.login, &self.data) {
