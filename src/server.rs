@@ -262,6 +262,7 @@ impl Server {
             }
             Effect::Start(job, Target::Passive) => self.start_passive(control, job),
             Effect::Start(job, Target::Active(addr)) => self.start_active(control, job, addr),
+            Effect::CloseData => self.close_data_of(control),
         }
     }
 

@@ -1,17 +1,18 @@
 //! Directory listings, produced a few entries at a time so that a directory of any size streams
-//! through a bounded buffer: `LIST` (the `ls -l` shape that FileZilla, wget and friends parse) and
-//! `NLST` (bare names). Also the UTC time formats FTP uses.
+//! through a bounded buffer: `LIST` (the `ls -l` shape that FileZilla, wget and friends parse),
+//! `NLST` (bare names) and `MLSD`/`MLST` (RFC 3659 machine facts). Also the UTC time formats.
 
 use super::root::Root;
+use std::collections::VecDeque;
 use std::fs::{self, Metadata, ReadDir};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The longest line we ever produce: a 4 KiB name plus the fixed columns. A producer only
 /// starts an entry when at least this much space is free.
-pub const MAX_LINE: usize = 4096 + 128;
+pub const MAX_LINE: usize = 4096 + 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -20,12 +21,59 @@ pub enum Format {
     /// One name per line; prefixed with the argument as given, as `ls dir` does for a listing of
     /// another directory, so clients can `RETR` each line as it comes (`mget`).
     Names,
+    /// `MLSD`: `type=file;size=5;…; name`, with `cdir`/`pdir` entries for the directory itself
+    /// and its parent. `writable` decides the `perm` fact.
+    Machine { facts: Facts, writable: bool },
+}
+
+/// The RFC 3659 facts a client asked for (`OPTS MLST`); all of them by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Facts(u8);
+
+const FACT_NAMES: [&str; 6] = ["type", "size", "modify", "perm", "unique", "unix.mode"];
+
+impl Facts {
+    pub const ALL: Facts = Facts(0b11_1111);
+
+    /// From `type;size;modify;`: unknown names are ignored, as RFC 3659 §7.9 asks.
+    pub fn parse(list: &str) -> Facts {
+        let mut bits = 0;
+        for name in list.split(';').map(str::trim) {
+            if let Some(i) = FACT_NAMES.iter().position(|f| f.eq_ignore_ascii_case(name)) {
+                bits |= 1 << i;
+            }
+        }
+        Facts(bits)
+    }
+
+    fn has(self, name: &str) -> bool {
+        FACT_NAMES.iter().position(|f| *f == name).is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    /// `type;size;` — the selected facts, as the `OPTS MLST` reply lists them.
+    pub fn selected(self) -> String {
+        FACT_NAMES.iter().filter(|f| self.has(f)).map(|f| format!("{f};")).collect()
+    }
+
+    /// `type*;size*;perm;…` — every fact, starred when selected, as `FEAT` lists them.
+    pub fn feat(self) -> String {
+        FACT_NAMES.iter().map(|f| format!("{f}{};", if self.has(f) { "*" } else { "" })).collect()
+    }
+}
+
+/// One entry to list. `kind` overrides the `type` fact (`cdir`, `pdir`).
+struct Entry {
+    name: Vec<u8>,
+    meta: Metadata,
+    kind: Option<&'static str>,
 }
 
 /// A listing in progress.
 pub struct Listing {
     format: Format,
-    entries: Entries,
+    /// Entries known up front (a single file, or `cdir`/`pdir`), listed first.
+    head: VecDeque<Entry>,
+    dir: Option<ReadDir>,
     now: SystemTime,
     /// Prefix for `NLST dir` names (`dir/`), empty otherwise.
     prefix: Vec<u8>,
@@ -33,30 +81,44 @@ pub struct Listing {
     root_dir: PathBuf,
 }
 
-enum Entries {
-    Dir(ReadDir),
-    One(Option<(Vec<u8>, Metadata)>),
-}
-
 impl Listing {
     /// Lists `real` (a directory, or a single file), whose client-side spelling was `arg`.
     pub fn open(root: &Root, real: PathBuf, arg: Option<&[u8]>, format: Format) -> io::Result<Listing> {
         let meta = fs::metadata(&real)?;
-        let mut prefix = Vec::new();
-        let entries = if meta.is_dir() {
-            if let Some(arg) = arg.filter(|_| format == Format::Names) {
-                prefix.extend_from_slice(arg.strip_suffix(b"/").unwrap_or(arg));
-                prefix.push(b'/');
-            }
-            Entries::Dir(fs::read_dir(&real)?)
-        } else {
+        let mut listing = Listing {
+            format,
+            head: VecDeque::new(),
+            dir: None,
+            now: SystemTime::now(),
+            prefix: Vec::new(),
+            root_dir: root.dir().to_path_buf(),
+        };
+        if !meta.is_dir() {
             let name = match (format, arg) {
                 (Format::Names, Some(arg)) => arg.to_vec(),
                 _ => real.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default(),
             };
-            Entries::One(Some((name, meta)))
-        };
-        Ok(Listing { format, entries, now: SystemTime::now(), prefix, root_dir: root.dir().to_path_buf() })
+            listing.head.push_back(Entry { name, meta, kind: None });
+            return Ok(listing);
+        }
+        match format {
+            Format::Names => {
+                if let Some(arg) = arg {
+                    listing.prefix.extend_from_slice(arg.strip_suffix(b"/").unwrap_or(arg));
+                    listing.prefix.push(b'/');
+                }
+            }
+            Format::Machine { .. } => {
+                listing.head.push_back(Entry { name: b".".to_vec(), meta, kind: Some("cdir") });
+                if real != root.dir() {
+                    let parent = fs::metadata(real.parent().unwrap_or(&real))?;
+                    listing.head.push_back(Entry { name: b"..".to_vec(), meta: parent, kind: Some("pdir") });
+                }
+            }
+            Format::Long => {}
+        }
+        listing.dir = Some(fs::read_dir(&real)?);
+        Ok(listing)
     }
 
     /// Appends whole lines to `out` while at least `MAX_LINE` bytes of `room` remain.
@@ -65,15 +127,16 @@ impl Listing {
         let mut used = 0;
         let mut line = Vec::with_capacity(256);
         while out.len() - used >= MAX_LINE {
-            let Some((name, meta)) = self.next_entry()? else {
-                break;
-            };
+            let Some(entry) = self.next_entry()? else { break };
             line.clear();
             match self.format {
-                Format::Long => long_line(&mut line, &name, &meta, self.now),
+                Format::Long => long_line(&mut line, &entry.name, &entry.meta, self.now),
                 Format::Names => {
                     line.extend_from_slice(&self.prefix);
-                    line.extend_from_slice(&name);
+                    line.extend_from_slice(&entry.name);
+                }
+                Format::Machine { facts, writable } => {
+                    facts_line(&mut line, &entry.name, &entry.meta, entry.kind, facts, writable)
                 }
             }
             line.truncate(MAX_LINE - 2);
@@ -84,35 +147,67 @@ impl Listing {
         Ok(used)
     }
 
-    fn next_entry(&mut self) -> io::Result<Option<(Vec<u8>, Metadata)>> {
-        match &mut self.entries {
-            Entries::One(entry) => Ok(entry.take()),
-            Entries::Dir(dir) => {
-                for entry in dir.by_ref() {
-                    let entry = entry?;
-                    let name = entry.file_name().as_encoded_bytes().to_vec();
-                    let Ok(mut meta) = entry.metadata() else {
-                        continue;
-                    }; // vanished meanwhile
-                    if meta.file_type().is_symlink() {
-                        // Show what the link points at, but only when it stays inside the root.
-                        let target = fs::canonicalize(entry.path());
-                        if let Ok(followed) = target.and_then(|t| {
-                            if t.starts_with(&self.root_dir) {
-                                fs::metadata(t)
-                            } else {
-                                Err(io::ErrorKind::NotFound.into())
-                            }
-                        }) {
-                            meta = followed;
-                        }
-                    }
-                    return Ok(Some((name, meta)));
-                }
-                Ok(None)
-            }
+    fn next_entry(&mut self) -> io::Result<Option<Entry>> {
+        if let Some(entry) = self.head.pop_front() {
+            return Ok(Some(entry));
         }
+        let Some(dir) = self.dir.as_mut() else { return Ok(None) };
+        for entry in dir.by_ref() {
+            let entry = entry?;
+            let Ok(meta) = entry.metadata() else { continue }; // vanished meanwhile
+            let meta =
+                if meta.file_type().is_symlink() { follow_inside(&entry.path(), &self.root_dir, meta) } else { meta };
+            return Ok(Some(Entry { name: entry.file_name().as_encoded_bytes().to_vec(), meta, kind: None }));
+        }
+        Ok(None)
     }
+}
+
+/// A symlink is shown as what it points at, but only when that stays inside the root; a link
+/// that leads out is shown as a link, revealing nothing about its target.
+fn follow_inside(link: &Path, root_dir: &Path, link_meta: Metadata) -> Metadata {
+    match fs::canonicalize(link) {
+        Ok(target) if target.starts_with(root_dir) => fs::metadata(target).unwrap_or(link_meta),
+        _ => link_meta,
+    }
+}
+
+/// One MLSD/MLST line without the line ending: `type=file;size=5;…; name`.
+pub fn facts_line(out: &mut Vec<u8>, name: &[u8], meta: &Metadata, kind: Option<&str>, facts: Facts, writable: bool) {
+    let is_dir = meta.is_dir();
+    let mut text = String::new();
+    if facts.has("type") {
+        let kind = kind.unwrap_or(match meta.file_type() {
+            t if t.is_dir() => "dir",
+            t if t.is_file() => "file",
+            _ => "OS.unix=symlink",
+        });
+        text.push_str(&format!("type={kind};"));
+    }
+    if facts.has("size") && !is_dir {
+        text.push_str(&format!("size={};", meta.len()));
+    }
+    if facts.has("modify") {
+        text.push_str(&format!("modify={};", mdtm(meta.modified().unwrap_or(UNIX_EPOCH))));
+    }
+    if facts.has("perm") {
+        let perm = match (is_dir, writable) {
+            (true, true) => "cdeflmp",
+            (true, false) => "el",
+            (false, true) => "adfrw",
+            (false, false) => "r",
+        };
+        text.push_str(&format!("perm={perm};"));
+    }
+    if facts.has("unique") {
+        text.push_str(&format!("unique={:x}g{:x};", meta.dev(), meta.ino()));
+    }
+    if facts.has("unix.mode") {
+        text.push_str(&format!("unix.mode=0{:o};", meta.permissions().mode() & 0o7777));
+    }
+    out.extend_from_slice(text.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(name);
 }
 
 /// One `ls -l` line, without the line ending. Owner and group are shown as `ftp`: real ids
@@ -154,6 +249,36 @@ fn ls_date(time: SystemTime, now: SystemTime) -> String {
 pub fn mdtm(time: SystemTime) -> String {
     let (y, m, d, hh, mm, ss) = civil(unix_secs(time));
     format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}")
+}
+
+/// Parses `YYYYMMDDHHMMSS` (UTC) as `MFMT` sends it.
+pub fn parse_mdtm(stamp: &str) -> Option<SystemTime> {
+    if stamp.len() != 14 || !stamp.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| stamp[range].parse::<i64>().ok();
+    let (y, m, d) = (field(0..4)?, field(4..6)?, field(6..8)?);
+    let (hh, mm, ss) = (field(8..10)?, field(10..12)?, field(12..14)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(if secs >= 0 {
+        UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)
+    } else {
+        UNIX_EPOCH - std::time::Duration::from_secs(secs.unsigned_abs())
+    })
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 fn unix_secs(time: SystemTime) -> i64 {
@@ -198,6 +323,16 @@ mod tests {
     }
 
     #[test]
+    fn mdtm_round_trips() {
+        for secs in [0u64, 951_782_400, 1_796_215_045, 4_102_444_800] {
+            assert_eq!(parse_mdtm(&mdtm(at(secs))), Some(at(secs)));
+        }
+        for bad in ["", "2001090901464", "20011309014640", "2001090901464x", "20010909254640"] {
+            assert_eq!(parse_mdtm(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn ls_dates_recent_and_old() {
         let now = at(1_796_215_045);
         assert_eq!(ls_date(at(1_796_215_045 - 86_400), now), "Dec  1 12:37");
@@ -220,5 +355,18 @@ mod tests {
         assert_eq!(cols[2..5], ["ftp", "ftp", "5"]);
         assert!(line.ends_with(" a b.txt"), "{line}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn facts_selection_and_lines() {
+        assert_eq!(Facts::parse("type;size;bogus;").selected(), "type;size;");
+        assert_eq!(Facts::parse("").selected(), "");
+        assert_eq!(Facts::ALL.feat(), "type*;size*;modify*;perm*;unique*;unix.mode*;");
+        assert_eq!(Facts::parse("Type;PERM").feat(), "type*;size;modify;perm*;unique;unix.mode;");
+
+        let meta = std::fs::metadata(std::env::temp_dir()).unwrap();
+        let mut line = Vec::new();
+        facts_line(&mut line, b"tmp", &meta, Some("cdir"), Facts::parse("type;size;perm"), false);
+        assert_eq!(line, b"type=cdir;perm=el; tmp", "directories have no size fact");
     }
 }

@@ -9,7 +9,7 @@
 use crate::buffer::Buffer;
 use crate::fs::listing::Listing;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -118,20 +118,32 @@ pub fn collapse_newlines(data: &mut [u8], pending_cr: &mut bool) -> (usize, bool
     (out, held_cr)
 }
 
-/// An upload in progress: bytes go to a hidden temporary file beside the target, which
-/// replaces the target only in `finish`. Dropping an unfinished `Sink` removes the temporary
-/// file, so an aborted or failed upload never damages an existing file and leaves no debris.
+/// An upload in progress. How it lands depends on the command:
+/// - `STOR` (`Sink::replace`): bytes go to a hidden temporary file beside the target, which
+///   replaces the target only in `finish`; an aborted upload never damages an existing file.
+/// - `STOU` (`Sink::unique`): a new file created exclusively; removed if the upload fails.
+/// - `APPE` and `REST n` + `STOR` (`Sink::resume`): written in place, because resuming means
+///   keeping what is already there; an interrupted upload keeps what arrived, to be resumed.
+///
+/// Dropping an unfinished `Sink` undoes it as above, so no path leaves debris.
 pub struct Sink {
     file: File,
-    temp: PathBuf,
-    target: PathBuf,
+    /// Where the bytes are being written.
+    path: PathBuf,
+    landing: Landing,
     ascii: bool,
     pending_cr: bool,
     done: bool,
 }
 
+enum Landing {
+    RenameTo(PathBuf),
+    RemoveOnFailure,
+    InPlace,
+}
+
 impl Sink {
-    pub fn create(target: PathBuf, ascii: bool) -> io::Result<Sink> {
+    pub fn replace(target: PathBuf, ascii: bool) -> io::Result<Sink> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = target.parent().ok_or(io::ErrorKind::InvalidInput)?;
         let name = target.file_name().ok_or(io::ErrorKind::InvalidInput)?;
@@ -143,7 +155,42 @@ impl Sink {
         temp_name.push(format!(".mioftpd-{}-{}.part", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
         let temp = dir.join(temp_name);
         let file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
-        Ok(Sink { file, temp, target, ascii, pending_cr: false, done: false })
+        Ok(Sink::new(file, temp, Landing::RenameTo(target), ascii))
+    }
+
+    /// A file that must not exist yet (`AlreadyExists` otherwise).
+    pub fn unique(target: PathBuf, ascii: bool) -> io::Result<Sink> {
+        let file = OpenOptions::new().write(true).create_new(true).open(&target)?;
+        Ok(Sink::new(file, target, Landing::RemoveOnFailure, ascii))
+    }
+
+    /// Writes into `target` from `offset` on (its tail is cut off first), or at its end when
+    /// `offset` is `None`; a missing file is created.
+    pub fn resume(target: PathBuf, offset: Option<u64>, ascii: bool) -> io::Result<Sink> {
+        if target.is_dir() {
+            return Err(io::ErrorKind::IsADirectory.into());
+        }
+        let mut file = OpenOptions::new().write(true).create(true).truncate(false).open(&target)?;
+        match offset {
+            Some(offset) => {
+                if offset > file.metadata()?.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "restart offset beyond the end of the file",
+                    ));
+                }
+                file.set_len(offset)?;
+                file.seek(SeekFrom::Start(offset))?;
+            }
+            None => {
+                file.seek(SeekFrom::End(0))?;
+            }
+        }
+        Ok(Sink::new(file, target, Landing::InPlace, ascii))
+    }
+
+    fn new(file: File, path: PathBuf, landing: Landing, ascii: bool) -> Sink {
+        Sink { file, path, landing, ascii, pending_cr: false, done: false }
     }
 
     /// Writes one chunk (converted in place in ASCII mode).
@@ -158,13 +205,15 @@ impl Sink {
         self.file.write_all(&data[..n])
     }
 
-    /// The upload is complete: move it into place.
+    /// The upload is complete: put it in place.
     pub fn finish(mut self) -> io::Result<()> {
         if self.pending_cr {
             self.file.write_all(b"\r")?;
         }
         self.file.flush()?;
-        fs::rename(&self.temp, &self.target)?;
+        if let Landing::RenameTo(target) = &self.landing {
+            fs::rename(&self.path, target)?;
+        }
         self.done = true;
         Ok(())
     }
@@ -172,8 +221,8 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        if !self.done {
-            let _ = fs::remove_file(&self.temp);
+        if !self.done && !matches!(self.landing, Landing::InPlace) {
+            let _ = fs::remove_file(&self.path);
         }
     }
 }
@@ -241,17 +290,40 @@ mod tests {
         let target = dir.join("f");
         std::fs::write(&target, b"old").unwrap();
 
-        let mut sink = Sink::create(target.clone(), false).unwrap();
+        let mut sink = Sink::replace(target.clone(), false).unwrap();
         sink.write(&mut b"new".to_vec()).unwrap();
         drop(sink); // aborted
         assert_eq!(std::fs::read(&target).unwrap(), b"old");
 
-        let mut sink = Sink::create(target.clone(), true).unwrap();
+        let mut sink = Sink::replace(target.clone(), true).unwrap();
         sink.write(&mut b"x\r\ny\r".to_vec()).unwrap();
         sink.write(&mut b"\n".to_vec()).unwrap();
         sink.finish().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"x\ny\n");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary files left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resume_and_append_write_in_place() {
+        let dir = std::env::temp_dir().join(format!("mioftpd-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("f");
+        std::fs::write(&target, b"0123456789").unwrap();
+        let mut sink = Sink::resume(target.clone(), Some(4), false).unwrap();
+        sink.write(&mut b"abc".to_vec()).unwrap();
+        drop(sink); // interrupted: what arrived stays, ready to be resumed
+        assert_eq!(std::fs::read(&target).unwrap(), b"0123abc");
+        let mut sink = Sink::resume(target.clone(), None, false).unwrap();
+        sink.write(&mut b"Z".to_vec()).unwrap();
+        sink.finish().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"0123abcZ");
+        assert!(Sink::resume(target.clone(), Some(99), false).is_err());
+
+        assert!(Sink::unique(target.clone(), false).is_err(), "exists already");
+        let fresh = dir.join("g");
+        drop(Sink::unique(fresh.clone(), false).unwrap());
+        assert!(!fresh.exists(), "a failed unique upload is removed");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

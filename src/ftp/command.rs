@@ -4,7 +4,9 @@
 
 use super::addr;
 use super::reply::{Code, Reply};
+use crate::fs::listing;
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 /// Representation type (`TYPE`): the only distinction that changes bytes on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,8 +24,22 @@ pub enum Command {
     Noop,
     Syst,
     Feat,
-    Help,
+    Help(Option<String>),
     Opts(String),
+    Acct,
+    Allo,
+    Rein,
+    Abor,
+    Stat(Option<Vec<u8>>),
+    Site(String),
+    Rest(u64),
+    Rnfr(Vec<u8>),
+    Rnto(Vec<u8>),
+    Appe(Vec<u8>),
+    Stou(Option<Vec<u8>>),
+    Mlst(Option<Vec<u8>>),
+    Mlsd(Option<Vec<u8>>),
+    Mfmt(SystemTime, Vec<u8>),
     Pwd,
     Cwd(Vec<u8>),
     Cdup,
@@ -50,9 +66,60 @@ impl Command {
     /// these are the ones clients send while probing).
     pub fn allowed_before_login(&self) -> bool {
         use Command::*;
-        matches!(self, User(_) | Pass(_) | Quit | Noop | Syst | Feat | Help | Opts(_))
+        matches!(self, User(_) | Pass(_) | Quit | Noop | Syst | Feat | Help(_) | Opts(_))
     }
 }
+
+/// Every verb the server knows, with its syntax: the `HELP` text, kept beside the parser so the
+/// two cannot drift apart (`every_listed_verb_parses` checks it).
+pub const VERBS: &[(&str, &str)] = &[
+    ("ABOR", "ABOR (abort the running transfer)"),
+    ("ACCT", "ACCT <account> (not needed)"),
+    ("ALLO", "ALLO <size> (not needed)"),
+    ("APPE", "APPE <path> (append to a file)"),
+    ("CDUP", "CDUP (go to the parent directory)"),
+    ("CWD", "CWD <path>"),
+    ("DELE", "DELE <path>"),
+    ("EPRT", "EPRT |proto|addr|port|"),
+    ("EPSV", "EPSV [1|2|ALL]"),
+    ("FEAT", "FEAT (list extensions)"),
+    ("HELP", "HELP [<command>]"),
+    ("LIST", "LIST [<path>]"),
+    ("MDTM", "MDTM <path>"),
+    ("MFMT", "MFMT <YYYYMMDDHHMMSS> <path>"),
+    ("MKD", "MKD <path>"),
+    ("MLSD", "MLSD [<path>]"),
+    ("MLST", "MLST [<path>]"),
+    ("MODE", "MODE S"),
+    ("NLST", "NLST [<path>]"),
+    ("NOOP", "NOOP"),
+    ("OPTS", "OPTS UTF8 ON | OPTS MLST <facts>"),
+    ("PASS", "PASS <password>"),
+    ("PASV", "PASV"),
+    ("PORT", "PORT h1,h2,h3,h4,p1,p2"),
+    ("PWD", "PWD"),
+    ("QUIT", "QUIT"),
+    ("REIN", "REIN (log out, keep the connection)"),
+    ("REST", "REST <offset> (resume the next RETR/STOR there)"),
+    ("RETR", "RETR <path>"),
+    ("RMD", "RMD <path>"),
+    ("RNFR", "RNFR <path> (then RNTO)"),
+    ("RNTO", "RNTO <path>"),
+    ("SITE", "SITE HELP | SITE CHMOD <mode> <path>"),
+    ("SIZE", "SIZE <path>"),
+    ("STAT", "STAT [<path>]"),
+    ("STOR", "STOR <path>"),
+    ("STOU", "STOU [<name>] (store under a unique name)"),
+    ("STRU", "STRU F"),
+    ("SYST", "SYST"),
+    ("TYPE", "TYPE A | TYPE I"),
+    ("USER", "USER <name>"),
+    ("XCUP", "XCUP (= CDUP)"),
+    ("XCWD", "XCWD <path> (= CWD)"),
+    ("XMKD", "XMKD <path> (= MKD)"),
+    ("XPWD", "XPWD (= PWD)"),
+    ("XRMD", "XRMD <path> (= RMD)"),
+];
 
 /// A control line as it may appear in logs: the password of `PASS` is hidden.
 pub fn loggable(line: &[u8]) -> String {
@@ -86,7 +153,24 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "NOOP" => Ok(Noop),
         "SYST" => Ok(Syst),
         "FEAT" => Ok(Feat),
-        "HELP" => Ok(Help),
+        "HELP" => Ok(Help(text().map(|t| t.trim().to_ascii_uppercase()))),
+        "ACCT" => Ok(Acct),
+        "ALLO" => Ok(Allo),
+        "REIN" => none(Rein),
+        "ABOR" => none(Abor),
+        "STAT" => Ok(Stat(listing_path(arg))),
+        "SITE" => required().map(|_| Site(text().unwrap_or_default())),
+        "REST" => {
+            let offset = text().unwrap_or_default();
+            offset.trim().parse().map(Rest).map_err(|_| syntax("REST needs a byte offset."))
+        }
+        "RNFR" => required().map(Rnfr),
+        "RNTO" => required().map(Rnto),
+        "APPE" => required().map(Appe),
+        "STOU" => Ok(Stou(arg.map(<[u8]>::to_vec))),
+        "MLST" => Ok(Mlst(arg.map(<[u8]>::to_vec))),
+        "MLSD" => Ok(Mlsd(arg.map(<[u8]>::to_vec))),
+        "MFMT" => parse_mfmt(required()?),
         "OPTS" => required().map(|_| Opts(text().unwrap_or_default())),
         "PWD" | "XPWD" => none(Pwd),
         "CWD" | "XCWD" => required().map(Cwd),
@@ -116,6 +200,19 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "" => Err(Reply::new(Code::SyntaxError, "Empty command.")),
         _ => Err(Reply::new(Code::NotImplemented, "Command not implemented.")),
     }
+}
+
+/// `MFMT 20240102030405 path`: the time is UTC (RFC draft-somers-ftp-mfxx).
+fn parse_mfmt(arg: Vec<u8>) -> Result<Command, Reply> {
+    let bad = || syntax("Expected MFMT YYYYMMDDHHMMSS path.");
+    let space = arg.iter().position(|&b| b == b' ').ok_or_else(bad)?;
+    let stamp = std::str::from_utf8(&arg[..space]).map_err(|_| bad())?;
+    let time = listing::parse_mdtm(stamp).ok_or_else(bad)?;
+    let path = arg[space + 1..].to_vec();
+    if path.is_empty() {
+        return Err(bad());
+    }
+    Ok(Command::Mfmt(time, path))
 }
 
 fn syntax(text: &str) -> Reply {
@@ -228,6 +325,35 @@ mod tests {
         assert_eq!(code("CWD"), 501);
         assert_eq!(code("PWD extra"), 501);
         assert_eq!(code("\u{ff}\u{fe}"), 502);
+    }
+
+    #[test]
+    fn rfc959_and_3659_extras() {
+        assert_eq!(ok("REST 1024"), Rest(1024));
+        assert_eq!(code("REST -1"), 501);
+        assert_eq!(code("REST x"), 501);
+        assert_eq!(ok("HELP retr"), Help(Some("RETR".into())));
+        assert_eq!(ok("STAT"), Stat(None));
+        assert_eq!(ok("STAT -la /d"), Stat(Some(b"/d".to_vec())));
+        assert_eq!(ok("STOU"), Stou(None));
+        assert_eq!(ok("MLSD"), Mlsd(None));
+        assert_eq!(ok("MLST a b"), Mlst(Some(b"a b".to_vec())));
+        assert_eq!(code("ABOR now"), 501);
+        assert_eq!(code("SMNT /x"), 502);
+        let Mfmt(time, path) = ok("MFMT 20010909014640 a file") else { panic!() };
+        assert_eq!(time, std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000));
+        assert_eq!(path, b"a file");
+        assert_eq!(code("MFMT 2001 x"), 501);
+        assert_eq!(code("MFMT 20010909014640"), 501);
+    }
+
+    #[test]
+    fn every_listed_verb_parses() {
+        for (verb, _) in VERBS {
+            if let Err(reply) = parse(format!("{verb} x").as_bytes()).and_then(|_| parse(verb.as_bytes())) {
+                assert_ne!(reply.code, Code::NotImplemented, "{verb} is listed in HELP but not parsed");
+            }
+        }
     }
 
     #[test]

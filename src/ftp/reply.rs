@@ -16,6 +16,7 @@ pub enum Code {
     SystemType = 215,
     ServiceReady = 220,
     Closing = 221,
+    DataConnectionOpen = 225,
     ClosingDataConnection = 226,
     EnteringPassive = 227,
     EnteringExtendedPassive = 229,
@@ -39,6 +40,7 @@ pub enum Code {
     NotLoggedIn = 530,
     FileUnavailable = 550,
     NameNotAllowed = 553,
+    RequestedActionNotTaken = 554,
 }
 
 /// One reply. `text` is bytes, not `String`, because it may carry file names that are not UTF-8.

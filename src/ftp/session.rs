@@ -14,16 +14,17 @@
 //! holds further commands back, so pipelined commands are answered in order.
 
 use super::addr;
-use super::command::{Command, Repr};
+use super::command::{Command, Repr, VERBS};
 use super::reply::{Code, Reply};
 use crate::auth::{self, Account};
-use crate::fs::listing::{self, Format, Listing};
+use crate::fs::listing::{self, Facts, Format, Listing};
 use crate::fs::transfer::{Job, Sink, Source, TransferError};
 use crate::fs::{Root, VPath};
 use log::{info, warn};
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Seek, SeekFrom};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,6 +59,9 @@ pub enum Effect {
     Listen,
     /// Carry out this transfer, then call `finished`.
     Start(Job, Target),
+    /// Close the data connection or passive listener, if any, without reporting back
+    /// (`ABOR`, `REIN`: the session has replied already).
+    CloseData,
 }
 
 enum Login {
@@ -73,6 +77,13 @@ enum DataChannel {
     Passive,
     Active(SocketAddr),
     Transferring(Transfer),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Store {
+    Replace,
+    Append,
+    Unique,
 }
 
 /// What is being transferred, for the log line when it ends.
@@ -92,13 +103,17 @@ pub struct Session {
     repr: Repr,
     data: DataChannel,
     epsv_all: bool,
+    /// `REST` offset for the next `RETR`/`STOR`.
+    rest: u64,
+    /// Set by `RNFR`, used by an immediately following `RNTO`.
+    rename_from: Option<VPath>,
+    /// `OPTS MLST` selection.
+    facts: Facts,
     quitting: bool,
     outbox: Vec<Reply>,
 }
 
 type Handled = Result<Effect, Reply>;
-
-const FEATURES: &[&str] = &["EPRT", "EPSV", "MDTM", "PASV", "SIZE", "TVFS", "UTF8"];
 
 impl Session {
     /// A new session; its outbox already holds the greeting.
@@ -113,6 +128,9 @@ impl Session {
             repr: Repr::Binary,
             data: DataChannel::Idle,
             epsv_all: false,
+            rest: 0,
+            rename_from: None,
+            facts: Facts::ALL,
             quitting: false,
             outbox: Vec::new(),
         };
@@ -163,13 +181,16 @@ impl Session {
     pub fn can_handle_now(&self, cmd: &Command) -> bool {
         match (&self.login, &self.data) {
             (Login::Verifying { .. }, _) => false,
-            (_, DataChannel::Transferring(_)) => matches!(cmd, Command::Noop),
+            (_, DataChannel::Transferring(_)) => matches!(cmd, Command::Noop | Command::Abor | Command::Stat(_)),
             _ => true,
         }
     }
 
     pub fn handle(&mut self, cmd: Command) -> Effect {
         let logged_in = matches!(self.login, Login::LoggedIn(_));
+        if !matches!(cmd, Command::Rnto(_)) {
+            self.rename_from = None; // RNTO must follow RNFR directly
+        }
         let result = if !logged_in && !cmd.allowed_before_login() {
             Err(Reply::new(Code::NotLoggedIn, "Please login with USER and PASS."))
         } else {
@@ -193,17 +214,60 @@ impl Session {
             Noop => self.ok(Code::CommandOkay, "NOOP ok."),
             Syst => self.ok(Code::SystemType, "UNIX Type: L8"),
             Feat => {
-                let text = format!("Features:\n{}\nEnd", FEATURES.join("\n"));
-                self.ok(Code::SystemStatus, text)
+                let mlst = format!("MLST {}", self.facts.feat());
+                let features = ["EPRT", "EPSV", "MDTM", "MFMT", &mlst, "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"];
+                self.ok(Code::SystemStatus, format!("Features:\n{}\nEnd", features.join("\n")))
             }
-            Help => self.ok(
-                Code::HelpMessage,
-                "The following commands are recognized:\n\
-                 CDUP CWD  DELE EPRT EPSV FEAT HELP LIST MDTM MKD  MODE NLST NOOP\n\
-                 OPTS PASS PASV PORT PWD  QUIT RETR RMD  SIZE STOR STRU SYST TYPE\n\
-                 USER XCUP XCWD XMKD XPWD XRMD\n\
-                 Help OK.",
-            ),
+            Help(None) => {
+                let verbs: Vec<&str> = VERBS.iter().map(|(verb, _)| *verb).collect();
+                let rows: Vec<String> = verbs.chunks(12).map(|row| row.join(" ")).collect();
+                self.ok(
+                    Code::HelpMessage,
+                    format!("The following commands are recognized:\n{}\nHelp OK.", rows.join("\n")),
+                )
+            }
+            Help(Some(verb)) => match VERBS.iter().find(|(v, _)| *v == verb) {
+                Some((_, syntax)) => self.ok(Code::HelpMessage, format!("Syntax: {syntax}")),
+                None => Err(Reply::new(Code::NotImplemented, format!("Unknown command {verb}."))),
+            },
+            Acct => self.ok(Code::NotImplementedSuperfluous, "ACCT not needed."),
+            Allo => self.ok(Code::NotImplementedSuperfluous, "ALLO not needed."),
+            Rein => self.reinitialize(),
+            Abor => self.abort(),
+            Stat(None) => self.status(),
+            Stat(Some(arg)) => self.stat_path(&arg),
+            Site(args) => self.site(&args),
+            Rest(offset) => {
+                self.rest = offset;
+                self.ok(Code::PendingFurtherInfo, format!("Restarting at {offset}. Send STOR or RETR."))
+            }
+            Rnfr(arg) => {
+                let path = self.cwd.join(&arg);
+                let real = self.writable_entry(&path)?;
+                fs::symlink_metadata(real).map_err(|e| Reply::from_io(&e))?;
+                self.rename_from = Some(path);
+                self.ok(Code::PendingFurtherInfo, "Ready for RNTO.")
+            }
+            Rnto(arg) => {
+                let from =
+                    self.rename_from.take().ok_or_else(|| Reply::new(Code::BadSequence, "RNFR required first."))?;
+                let (from, to) = (self.writable_entry(&from)?, self.writable_entry(&self.cwd.join(&arg))?);
+                fs::rename(from, to).map_err(|e| Reply::from_io(&e))?;
+                self.ok(Code::FileActionOkay, "Rename successful.")
+            }
+            Appe(arg) => self.store(&arg, Store::Append),
+            Stou(arg) => self.store(arg.as_deref().unwrap_or(b"file"), Store::Unique),
+            Mlst(arg) => self.mlst(arg.as_deref()),
+            Mlsd(arg) => self.list(arg, Format::Machine { facts: self.facts, writable: self.can_write() }),
+            Mfmt(time, arg) => {
+                let path = self.cwd.join(&arg);
+                self.writable_entry(&path)?;
+                let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
+                File::open(real).and_then(|f| f.set_modified(time)).map_err(|e| Reply::from_io(&e))?;
+                let mut text = format!("Modify={}; ", listing::mdtm(time)).into_bytes();
+                text.extend_from_slice(&arg);
+                self.ok(Code::FileStatus, text)
+            }
             Opts(option) => self.opts(&option),
             Pwd => {
                 let quoted =
@@ -230,7 +294,7 @@ impl Session {
             List(arg) => self.list(arg, Format::Long),
             Nlst(arg) => self.list(arg, Format::Names),
             Retr(arg) => self.retr(&arg),
-            Stor(arg) => self.stor(&arg),
+            Stor(arg) => self.store(&arg, Store::Replace),
             Size(arg) => {
                 let meta = self.regular_file(&arg)?;
                 self.ok(Code::FileStatus, meta.len().to_string())
@@ -331,6 +395,10 @@ impl Session {
         match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
             ["UTF8", "ON"] | ["UTF8"] => self.ok(Code::CommandOkay, "Always in UTF8 mode."),
             ["UTF8", _] => Err(Reply::new(Code::ParameterNotImplemented, "UTF8 cannot be turned off.")),
+            ["MLST"] | ["MLST", _] => {
+                self.facts = Facts::parse(option.split_whitespace().nth(1).unwrap_or(""));
+                self.ok(Code::CommandOkay, format!("MLST OPTS {}", self.facts.selected()))
+            }
             _ => Err(Reply::new(Code::ParameterSyntaxError, "Option not understood.")),
         }
     }
@@ -358,11 +426,14 @@ impl Session {
 
     /// The real path of `path` for a modifying command, if this account may write.
     fn writable_entry(&self, path: &VPath) -> Result<std::path::PathBuf, Reply> {
-        match &self.login {
-            Login::LoggedIn(account) if account.writable => {}
-            _ => return Err(Reply::new(Code::FileUnavailable, "Permission denied.")),
+        if !self.can_write() {
+            return Err(Reply::new(Code::FileUnavailable, "Permission denied."));
         }
         self.settings.root.entry(path).map_err(|e| Reply::from_io(&e))
+    }
+
+    fn can_write(&self) -> bool {
+        matches!(&self.login, Login::LoggedIn(account) if account.writable)
     }
 
     // ---- data connections ----
@@ -444,29 +515,183 @@ impl Session {
         self.data_target()?;
         let path = arg.as_deref().map_or_else(|| self.cwd.clone(), |a| self.cwd.join(a));
         let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
+        if matches!(format, Format::Machine { .. }) && !real.is_dir() {
+            return Err(Reply::new(Code::ParameterSyntaxError, "MLSD needs a directory; use MLST for a file."));
+        }
         let listing =
             Listing::open(&self.settings.root, real, arg.as_deref(), format).map_err(|e| Reply::from_io(&e))?;
-        let verb = if format == Format::Long { "LIST" } else { "NLST" };
+        let verb = match format {
+            Format::Long => "LIST",
+            Format::Names => "NLST",
+            Format::Machine { .. } => "MLSD",
+        };
         self.start(Job::Send(Source::Listing(Box::new(listing))), verb, path)
     }
 
     fn retr(&mut self, arg: &[u8]) -> Handled {
+        let offset = std::mem::take(&mut self.rest);
         self.data_target()?;
         let path = self.cwd.join(arg);
         let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
-        let file = File::open(real).map_err(|e| Reply::from_io(&e))?;
+        let mut file = File::open(real).map_err(|e| Reply::from_io(&e))?;
         if !file.metadata().map_err(|e| Reply::from_io(&e))?.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
         }
+        file.seek(SeekFrom::Start(offset)).map_err(|e| Reply::from_io(&e))?;
         self.start(Job::Send(Source::file(file, self.repr == Repr::Ascii)), "RETR", path)
     }
 
-    fn stor(&mut self, arg: &[u8]) -> Handled {
+    fn store(&mut self, arg: &[u8], how: Store) -> Handled {
+        let offset = std::mem::take(&mut self.rest);
         self.data_target()?;
+        let ascii = self.repr == Repr::Ascii;
+        let io_reply = |e: io::Error| match e.kind() {
+            io::ErrorKind::InvalidInput => Reply::new(Code::RequestedActionNotTaken, format!("{e}.")),
+            _ => Reply::from_io(&e),
+        };
+        let (sink, path, verb) = match how {
+            Store::Replace if offset == 0 => {
+                let path = self.cwd.join(arg);
+                (Sink::replace(self.writable_entry(&path)?, ascii).map_err(io_reply)?, path, "STOR")
+            }
+            Store::Replace | Store::Append => {
+                let path = self.cwd.join(arg);
+                let (at, verb) = if how == Store::Append { (None, "APPE") } else { (Some(offset), "STOR") };
+                (Sink::resume(self.writable_entry(&path)?, at, ascii).map_err(io_reply)?, path, verb)
+            }
+            Store::Unique => {
+                let (sink, path) = self.unique_sink(&self.cwd.join(arg), ascii)?;
+                let mut text = b"FILE: ".to_vec();
+                text.extend_from_slice(path.file_name());
+                self.reply(Code::FileStatusOkay, text);
+                (sink, path, "STOU")
+            }
+        };
+        self.start(Job::Receive(sink), verb, path)
+    }
+
+    /// `base`, or `base.1`, `base.2`… — the first name that does not exist yet.
+    fn unique_sink(&self, base: &VPath, ascii: bool) -> Result<(Sink, VPath), Reply> {
+        for n in 0..1000 {
+            let path = match n {
+                0 => base.clone(),
+                n => base.parent().join(&[base.file_name(), format!(".{n}").as_bytes()].concat()),
+            };
+            match Sink::unique(self.writable_entry(&path)?, ascii) {
+                Ok(sink) => return Ok((sink, path)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Reply::from_io(&e)),
+            }
+        }
+        Err(Reply::new(Code::FileUnavailable, "No unique name available."))
+    }
+
+    fn abort(&mut self) -> Handled {
+        self.rest = 0;
+        match std::mem::replace(&mut self.data, DataChannel::Idle) {
+            DataChannel::Transferring(transfer) => {
+                let secs = transfer.started.elapsed().as_secs_f64();
+                info!(
+                    "[#{}] {} {} aborted by the client after {secs:.3} s",
+                    self.id,
+                    transfer.verb,
+                    transfer.path.display()
+                );
+                self.reply(Code::TransferAborted, "Transfer aborted.");
+                self.reply(Code::ClosingDataConnection, "Abort successful.");
+                Ok(Effect::CloseData)
+            }
+            DataChannel::Idle => self.ok(Code::ClosingDataConnection, "No transfer to abort."),
+            _ => {
+                self.reply(Code::DataConnectionOpen, "No transfer to abort; data connection closed.");
+                Ok(Effect::CloseData)
+            }
+        }
+    }
+
+    fn reinitialize(&mut self) -> Handled {
+        if let Some(user) = self.user() {
+            info!("[#{}] {user} logged out (REIN)", self.id);
+        }
+        self.login = Login::AwaitingUser;
+        self.cwd = VPath::root();
+        self.repr = Repr::Binary;
+        self.data = DataChannel::Idle;
+        self.epsv_all = false;
+        self.rest = 0;
+        self.facts = Facts::ALL;
+        self.reply(Code::ServiceReady, "Ready for new user.");
+        Ok(Effect::CloseData)
+    }
+
+    fn status(&mut self) -> Handled {
+        let user = self.user().map_or_else(|| "Not logged in".to_string(), |u| format!("Logged in as {u}"));
+        let repr = if self.repr == Repr::Ascii { "ASCII" } else { "BINARY" };
+        let data = match &self.data {
+            DataChannel::Transferring(t) => format!("{} {} in progress", t.verb, t.path.display()),
+            DataChannel::Passive => "passive listener open".into(),
+            DataChannel::Active(addr) => format!("active, to {addr}"),
+            DataChannel::Idle | DataChannel::Opening { .. } => "no data connection".into(),
+        };
+        let peer = self.peer.ip();
+        let text = format!(
+            "mioftpd status:\nConnected from {peer}\n{user}\nTYPE: {repr}; STRU: F; MODE: S\nData: {data}\nEnd of status."
+        );
+        self.ok(Code::SystemStatus, text)
+    }
+
+    /// `STAT path`: a listing over the control connection. Capped, because unlike a data
+    /// connection a reply is built whole before it is sent.
+    fn stat_path(&mut self, arg: &[u8]) -> Handled {
+        const MAX_STAT_BYTES: usize = 256 * 1024;
         let path = self.cwd.join(arg);
-        let real = self.writable_entry(&path)?;
-        let sink = Sink::create(real, self.repr == Repr::Ascii).map_err(|e| Reply::from_io(&e))?;
-        self.start(Job::Receive(sink), "STOR", path)
+        let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
+        let root = &self.settings.root;
+        let mut listing = Listing::open(root, real, Some(arg), Format::Long).map_err(|e| Reply::from_io(&e))?;
+        let mut text = [b"Status of ".as_slice(), path.as_bytes(), b":\n"].concat();
+        let mut chunk = vec![0u8; listing::MAX_LINE * 4];
+        loop {
+            let n = listing.produce(&mut chunk).map_err(|e| Reply::from_io(&e))?;
+            if n == 0 {
+                break;
+            }
+            text.extend(chunk[..n].iter().filter(|&&b| b != b'\r'));
+            if text.len() > MAX_STAT_BYTES {
+                text.extend_from_slice(b"... (listing truncated; use LIST)\n");
+                break;
+            }
+        }
+        text.extend_from_slice(b"End of status.");
+        self.ok(Code::FileStatus, text)
+    }
+
+    fn site(&mut self, args: &str) -> Handled {
+        let mut words = args.trim_start().splitn(3, ' ');
+        match words.next().map(str::to_ascii_uppercase).as_deref() {
+            Some("HELP") => self.ok(Code::HelpMessage, "SITE commands: CHMOD HELP"),
+            Some("CHMOD") => {
+                let usage = || Reply::new(Code::ParameterSyntaxError, "Syntax: SITE CHMOD <octal mode> <path>");
+                let (Some(mode), Some(arg)) = (words.next(), words.next()) else { return Err(usage()) };
+                let mode = u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(usage)?;
+                let path = self.cwd.join(arg.as_bytes());
+                self.writable_entry(&path)?;
+                let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
+                fs::set_permissions(real, fs::Permissions::from_mode(mode)).map_err(|e| Reply::from_io(&e))?;
+                self.ok(Code::CommandOkay, "SITE CHMOD command ok.")
+            }
+            _ => Err(Reply::new(Code::ParameterNotImplemented, "Unknown SITE command; try SITE HELP.")),
+        }
+    }
+
+    /// `MLST path`: the facts of one entry, over the control connection.
+    fn mlst(&mut self, arg: Option<&[u8]>) -> Handled {
+        let path = arg.map_or_else(|| self.cwd.clone(), |a| self.cwd.join(a));
+        let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
+        let meta = fs::metadata(real).map_err(|e| Reply::from_io(&e))?;
+        let mut line = Vec::new();
+        listing::facts_line(&mut line, path.as_bytes(), &meta, None, self.facts, self.can_write());
+        let text = [b"Listing ".as_slice(), path.as_bytes(), b"\n", &line, b"\nEnd."].concat();
+        self.ok(Code::FileActionOkay, text)
     }
 
     /// The answer to `Effect::Start`: how the transfer ended.
