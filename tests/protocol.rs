@@ -5,23 +5,6 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 
-fn rw_server(label: &str) -> (TestServer, TempRoot) {
-    let users = TempRoot::new(&format!("{label}-users"));
-    let hash = mioftpd::auth::hash_password("pw").unwrap();
-    std::fs::write(users.join("users"), format!("alice:{hash}:rw\n")).unwrap();
-    let server = TestServer::start_with(label, |cfg| {
-        cfg.users = Some(users.join("users"));
-        cfg.anonymous = true;
-    });
-    (server, users)
-}
-
-fn alice(server: &TestServer) -> Raw {
-    let mut c = Raw::connect(server.addr);
-    c.login("alice", "pw");
-    c
-}
-
 #[test]
 fn feat_lists_exactly_the_extensions() {
     let server = TestServer::start("feat-exact");
@@ -65,9 +48,9 @@ fn rest_resumes_downloads() {
 
 #[test]
 fn rest_stor_and_appe_resume_uploads() {
-    let (server, _users) = rw_server("rest-stor");
+    let server = TestServer::with_users("rest-stor");
     let content = random_bytes(2_000_000, 3);
-    let mut c = alice(&server);
+    let mut c = server.login("alice");
     c.expect_cmd("TYPE I", 200);
     // An upload that broke off after 700 000 bytes…
     server.root.write("up.bin", &content[..700_000]);
@@ -85,9 +68,9 @@ fn rest_stor_and_appe_resume_uploads() {
 
 #[test]
 fn stou_never_overwrites() {
-    let (server, _users) = rw_server("stou");
+    let server = TestServer::with_users("stou");
     server.root.write("report.txt", b"original");
-    let mut c = alice(&server);
+    let mut c = server.login("alice");
     let mut data = c.epsv();
     c.send("STOU report.txt");
     let (code, text) = c.reply();
@@ -102,9 +85,9 @@ fn stou_never_overwrites() {
 
 #[test]
 fn rename_with_rnfr_rnto() {
-    let (server, _users) = rw_server("rename");
+    let server = TestServer::with_users("rename");
     server.root.write("old name.txt", b"x");
-    let mut c = alice(&server);
+    let mut c = server.login("alice");
     assert_eq!(c.cmd("RNTO x").0, 503);
     c.expect_cmd("RNFR old name.txt", 350);
     c.expect_cmd("RNTO new name.txt", 250);
@@ -152,9 +135,9 @@ fn stat_reports_status_and_lists_over_the_control_connection() {
 
 #[test]
 fn help_site_acct_allo_smnt_rein() {
-    let (server, _users) = rw_server("misc");
+    let server = TestServer::with_users("misc");
     server.root.write("f.txt", b"x");
-    let mut c = alice(&server);
+    let mut c = server.login("alice");
     assert!(c.expect_cmd("HELP", 214).contains("RETR"));
     assert_eq!(c.cmd("HELP retr").1, "Syntax: RETR <path>");
     assert_eq!(c.cmd("HELP BOGUS").0, 502);
@@ -176,10 +159,10 @@ fn help_site_acct_allo_smnt_rein() {
 
 #[test]
 fn mlsd_and_mlst_facts() {
-    let (server, _users) = rw_server("mlsd");
+    let server = TestServer::with_users("mlsd");
     server.root.write("sub/file.txt", b"12345");
     std::fs::create_dir(server.root.join("sub/inner")).unwrap();
-    let mut c = alice(&server);
+    let mut c = server.login("alice");
     let text = String::from_utf8(c.download("MLSD sub")).unwrap();
     let mut entries: Vec<(&str, &str)> = text.split_terminator("\r\n").map(|l| l.split_once(' ').unwrap()).collect();
     entries.sort_by_key(|(_, name)| *name);
@@ -207,9 +190,9 @@ fn mlsd_and_mlst_facts() {
 
 #[test]
 fn mfmt_sets_modification_time() {
-    let (server, _users) = rw_server("mfmt");
+    let server = TestServer::with_users("mfmt");
     server.root.write("f", b"x");
-    let mut c = alice(&server);
+    let mut c = server.login("alice");
     assert_eq!(c.cmd("MFMT 20010909014640 f"), (213, "Modify=20010909014640; f".to_string()));
     assert_eq!(c.cmd("MDTM f").1, "20010909014640");
     assert_eq!(c.cmd("MFMT 2001 f").0, 501);
@@ -218,8 +201,8 @@ fn mfmt_sets_modification_time() {
 
 #[test]
 fn utf8_spaces_dashes_and_non_utf8_names() {
-    let (server, _users) = rw_server("names");
-    let mut c = alice(&server);
+    let server = TestServer::with_users("names");
+    let mut c = server.login("alice");
     for name in ["grüße 日本.txt", "with  two spaces", "-leading-dash", " leading space"] {
         c.upload(&format!("STOR {name}"), name.as_bytes());
         assert_eq!(server.root.read(name), name.as_bytes());

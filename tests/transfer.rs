@@ -6,20 +6,6 @@ use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-fn rw_server(label: &str) -> (TestServer, TempRoot) {
-    let users = TempRoot::new(&format!("{label}-users"));
-    let hash = mioftpd::auth::hash_password("pw").unwrap();
-    std::fs::write(users.join("users"), format!("alice:{hash}:rw\nbob:{hash}:ro\n")).unwrap();
-    let server = TestServer::start_with(label, |cfg| cfg.users = Some(users.join("users")));
-    (server, users)
-}
-
-fn alice(server: &TestServer) -> Raw {
-    let mut c = Raw::connect(server.addr);
-    c.login("alice", "pw");
-    c
-}
-
 #[test]
 fn multi_mib_retr_is_byte_exact() {
     let server = TestServer::start("retr");
@@ -151,7 +137,7 @@ fn passive_connection_from_a_foreign_address_is_refused() {
 
 #[test]
 fn ascii_mode_converts_line_endings_across_chunk_edges() {
-    let (server, _users) = rw_server("ascii");
+    let server = TestServer::with_users("ascii");
     // Lines of varying length put LFs at every offset relative to the 64 KiB chunk edges.
     let mut text = Vec::new();
     for i in 0..40_000 {
@@ -160,7 +146,7 @@ fn ascii_mode_converts_line_endings_across_chunk_edges() {
     }
     server.root.write("unix.txt", &text);
     let crlf: Vec<u8> = text.iter().flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] }).collect();
-    let mut c = alice(&server);
+    let mut c = server.login("alice");
     c.expect_cmd("TYPE A", 200);
     assert!(c.download("RETR unix.txt") == crlf, "RETR in ASCII mode must send CRLF");
     c.upload("STOR back.txt", &crlf);
@@ -171,10 +157,10 @@ fn ascii_mode_converts_line_endings_across_chunk_edges() {
 
 #[test]
 fn stor_is_byte_exact_and_replaces_atomically() {
-    let (server, _users) = rw_server("stor");
+    let server = TestServer::with_users("stor");
     let content = random_bytes(6 * 1024 * 1024 + 5, 5);
     server.root.write("target.bin", b"old content");
-    let mut c = alice(&server);
+    let mut c = server.login("alice");
     c.expect_cmd("TYPE I", 200);
     c.upload("STOR target.bin", &content);
     assert!(server.root.read("target.bin") == content);
@@ -184,9 +170,9 @@ fn stor_is_byte_exact_and_replaces_atomically() {
 
 #[test]
 fn interrupted_upload_leaves_the_old_file_and_no_debris() {
-    let (server, _users) = rw_server("storabort");
+    let server = TestServer::with_users("storabort");
     server.root.write("keep.txt", b"precious");
-    let mut c = alice(&server);
+    let mut c = server.login("alice");
     let mut data = c.epsv();
     c.expect_cmd("STOR keep.txt", 150);
     data.write_all(&random_bytes(1_000_000, 9)).unwrap();
@@ -201,10 +187,9 @@ fn interrupted_upload_leaves_the_old_file_and_no_debris() {
 
 #[test]
 fn read_only_users_cannot_write() {
-    let (server, _users) = rw_server("ro");
+    let server = TestServer::with_users("ro");
     server.root.write("f.txt", b"x");
-    let mut c = Raw::connect(server.addr);
-    c.login("bob", "pw");
+    let mut c = server.login("bob");
     let _data = c.epsv();
     assert_eq!(c.cmd("STOR new.txt").0, 550);
     assert_eq!(c.cmd("MKD d").0, 550);
@@ -216,8 +201,8 @@ fn read_only_users_cannot_write() {
 
 #[test]
 fn mkd_rmd_dele_for_writers() {
-    let (server, _users) = rw_server("writes");
-    let mut c = alice(&server);
+    let server = TestServer::with_users("writes");
+    let mut c = server.login("alice");
     assert_eq!(c.cmd("MKD new dir").1, "\"/new dir\" created.");
     c.expect_cmd("CWD new dir", 250);
     c.upload("STOR f.txt", b"hello");

@@ -60,6 +60,8 @@ impl Drop for TempRoot {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub root: TempRoot,
+    /// Holds the users file of `with_users` for as long as the server runs.
+    users: Option<TempRoot>,
     handle: Handle,
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -81,7 +83,28 @@ impl TestServer {
         let addr = server.local_addr();
         let handle = server.handle();
         let thread = std::thread::spawn(move || server.run());
-        TestServer { addr, root, handle, thread: Some(thread) }
+        TestServer { addr, root, users: None, handle, thread: Some(thread) }
+    }
+
+    /// A server with users `alice` (read-write) and `bob` (read-only), both with password `pw`,
+    /// plus anonymous read-only access.
+    pub fn with_users(label: &str) -> TestServer {
+        let users = TempRoot::new(&format!("{label}-users"));
+        let hash = mioftpd::auth::hash_password("pw").unwrap();
+        std::fs::write(users.join("users"), format!("alice:{hash}:rw\nbob:{hash}:ro\n")).unwrap();
+        let mut server = TestServer::start_with(label, |cfg| {
+            cfg.users = Some(users.join("users"));
+            cfg.anonymous = true;
+        });
+        server.users = Some(users);
+        server
+    }
+
+    /// A logged-in control connection as `user` (password `pw`, see `with_users`).
+    pub fn login(&self, user: &str) -> Raw {
+        let mut c = Raw::connect(self.addr);
+        c.login(user, "pw");
+        c
     }
 
     pub fn url(&self, path: &str) -> String {
