@@ -60,6 +60,28 @@ pub struct Config {
     /// The IPv4 address `PASV` replies advertise (for a server behind NAT).
     #[arg(long, value_name = "IP")]
     pub pasv_address: Option<Ipv4Addr>,
+    /// Seconds a logged-in session may stay silent (no command) before it is closed with 421.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub idle_timeout: u64,
+    /// Seconds a connection has to log in.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub login_timeout: u64,
+    /// Seconds a data connection may make no progress (including waiting for the client to
+    /// connect to a passive port) before the transfer fails with 426/425.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub data_timeout: u64,
+    /// Most sessions at once; further connections get 421.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub max_sessions: usize,
+    /// Most sessions at once from one IP address.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_per_ip: usize,
+    /// Failed logins after which a session is closed with 421.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_login_failures: u32,
+    /// Milliseconds before a failed login is answered (other sessions are not delayed).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub failed_login_delay: u64,
 }
 
 impl Config {
@@ -72,6 +94,13 @@ impl Config {
             users: None,
             pasv_ports: None,
             pasv_address: None,
+            idle_timeout: 300,
+            login_timeout: 60,
+            data_timeout: 120,
+            max_sessions: 2000,
+            max_per_ip: 100,
+            max_login_failures: 3,
+            failed_login_delay: 1000,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod conn;
 pub mod fs;
 pub mod ftp;
 pub mod server;
+pub mod timer;
 pub mod verifier;
 
 pub use config::Config;

@@ -14,22 +14,24 @@
 use crate::auth::Users;
 use crate::buffer::{interrupted, would_block};
 use crate::config::Config;
-use crate::conn::{Conn, Control, Data, Outcome, Passive};
+use crate::conn::{Conn, Control, Data, Outcome, Passive, Timeouts};
 use crate::fs::Root;
 use crate::fs::transfer::{Job, TransferError};
 use crate::ftp::session::Target;
 use crate::ftp::{Effect, Session, Settings};
-use crate::verifier::{Request, Verifier};
+use crate::timer::{self, Timers};
+use crate::verifier::{Request, Verdict, Verifier};
 use log::{debug, info, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use std::io;
+use std::collections::HashMap;
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tokens outside the slab's key range (slab keys never get near `usize::MAX`).
 const LISTENER: Token = Token(usize::MAX);
@@ -56,6 +58,23 @@ pub struct Server {
     waker: Arc<Waker>,
     /// `conns.len()` as of the end of the last turn, for other threads (tests, leak checks).
     open_slots: Arc<AtomicUsize>,
+    timeouts: Timeouts,
+    /// One live entry per slot; `armed[key]` says which, so stale entries of a closed slot
+    /// whose key was reused are recognised and dropped when they pop.
+    deadlines: Timers<Token>,
+    armed: Vec<Option<Instant>>,
+    /// Failed-login verdicts held back so that guessing passwords is slow.
+    delayed_verdicts: Timers<Verdict>,
+    failed_login_delay: Duration,
+    limits: Limits,
+    sessions_per_ip: HashMap<IpAddr, usize>,
+    sessions: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    sessions: usize,
+    per_ip: usize,
 }
 
 /// Observes and stops a running server from another thread.
@@ -100,7 +119,12 @@ impl Server {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let verifier = Verifier::spawn(users, waker.clone())?;
-        let settings = Settings { root, anonymous: config.anonymous_allowed(), pasv_address: config.pasv_address };
+        let settings = Settings {
+            root,
+            anonymous: config.anonymous_allowed(),
+            pasv_address: config.pasv_address,
+            max_login_failures: config.max_login_failures,
+        };
         info!(
             "serving {} on {local_addr} (anonymous {})",
             settings.root.dir().display(),
@@ -121,6 +145,18 @@ impl Server {
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             open_slots: Arc::new(AtomicUsize::new(0)),
+            timeouts: Timeouts {
+                login: Duration::from_secs(config.login_timeout),
+                idle: Duration::from_secs(config.idle_timeout),
+                data: Duration::from_secs(config.data_timeout),
+            },
+            deadlines: Timers::default(),
+            armed: Vec::new(),
+            delayed_verdicts: Timers::default(),
+            failed_login_delay: Duration::from_millis(config.failed_login_delay),
+            limits: Limits { sessions: config.max_sessions, per_ip: config.max_per_ip },
+            sessions_per_ip: HashMap::new(),
+            sessions: 0,
         })
     }
 
@@ -144,7 +180,9 @@ impl Server {
     /// One turn: wait for events (at most `timeout`, not at all if slots asked to run again),
     /// handle them, then re-run the slots that asked.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let timeout = if self.again.is_empty() { timeout } else { Some(Duration::ZERO) };
+        let now = Instant::now();
+        let timers = timer::earliest(self.deadlines.next_timeout(now), self.delayed_verdicts.next_timeout(now));
+        let timeout = if self.again.is_empty() { timer::earliest(timeout, timers) } else { Some(Duration::ZERO) };
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         let polled = self.poll.poll(&mut events, timeout);
         let result = match polled {
@@ -171,6 +209,7 @@ impl Server {
                 for token in std::mem::take(&mut self.again) {
                     self.ready(token);
                 }
+                self.fire_timers(Instant::now());
                 Ok(())
             }
         };
@@ -195,6 +234,13 @@ impl Server {
     }
 
     fn open_session(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        let from_peer = self.sessions_per_ip.get(&peer.ip()).copied().unwrap_or(0);
+        if self.sessions >= self.limits.sessions {
+            return refuse(stream, peer, "Too many users; try again later.");
+        }
+        if from_peer >= self.limits.per_ip {
+            return refuse(stream, peer, "Too many connections from your address.");
+        }
         // Replies are small and latency-bound: without NODELAY, a reply that follows a data
         // transfer can wait ~40 ms for the client's delayed ACK.
         let _ = stream.set_nodelay(true);
@@ -212,6 +258,9 @@ impl Server {
         info!("[#{id}] connect from {peer}");
         let session = Session::new(id, peer, local, self.settings.clone());
         entry.insert(Conn::Control(Control::new(stream, session)));
+        self.sessions += 1;
+        *self.sessions_per_ip.entry(peer.ip()).or_default() += 1;
+        self.arm(token);
         trace!("[#{id}] {token:?}: new control slot");
         self.again.push(token); // sends the greeting
     }
@@ -226,6 +275,25 @@ impl Server {
         if let Some(before) = before {
             trace!("[#{}] {token:?} {before} → {}: {}", conn.session_id(), conn.state(), outcome_name(&outcome));
         }
+        self.route(token, outcome);
+        self.rearm_if_sooner(token);
+    }
+
+    /// Deadlines usually move later (activity), which the lazy check handles; a deadline that
+    /// moved earlier (e.g. login done: the idle timeout is shorter than the login window left)
+    /// needs a new entry now.
+    fn rearm_if_sooner(&mut self, token: Token) {
+        let Some(conn) = self.conns.get(token.0) else { return };
+        let armed = self.armed.get(token.0).copied().flatten();
+        if let (Some(deadline), Some(armed)) = (conn.deadline(&self.timeouts), armed)
+            && deadline < armed
+        {
+            self.arm(token);
+        }
+    }
+
+    /// Acts on what a slot asked for.
+    fn route(&mut self, token: Token, outcome: Outcome) {
         match outcome {
             Outcome::Wait => {}
             Outcome::Again => self.again.push(token),
@@ -276,12 +344,64 @@ impl Server {
     fn collect_verdicts(&mut self) {
         let verdicts: Vec<_> = self.verifier.verdicts().collect();
         for verdict in verdicts {
-            match self.control(verdict.token) {
-                Some(c) if c.session.id == verdict.session_id => {
-                    c.session.verified(verdict.account);
-                    self.again.push(verdict.token);
+            if verdict.account.is_none() {
+                self.delayed_verdicts.schedule(Instant::now() + self.failed_login_delay, verdict);
+            } else {
+                self.deliver_verdict(verdict);
+            }
+        }
+    }
+
+    fn deliver_verdict(&mut self, verdict: Verdict) {
+        match self.control(verdict.token) {
+            Some(c) if c.session.id == verdict.session_id => {
+                c.session.verified(verdict.account);
+                self.again.push(verdict.token);
+            }
+            _ => debug!("[#{}] login verdict for a closed session", verdict.session_id),
+        }
+    }
+
+    /// Schedules `token`'s next deadline check, replacing any earlier one.
+    fn arm(&mut self, token: Token) {
+        let Some(conn) = self.conns.get(token.0) else { return };
+        // No deadline now (a control connection during a transfer): look again after a while.
+        let at = conn.deadline(&self.timeouts).unwrap_or_else(|| Instant::now() + self.timeouts.idle);
+        if self.armed.len() <= token.0 {
+            self.armed.resize(token.0 + 1, None);
+        }
+        self.armed[token.0] = Some(at);
+        self.deadlines.schedule(at, token);
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        for (_, verdict) in self.delayed_verdicts.expired(now) {
+            self.deliver_verdict(verdict);
+        }
+        for (at, token) in self.deadlines.expired(now) {
+            // An entry for a slot that has since been re-armed, closed, or replaced: stale.
+            if self.armed.get(token.0).copied().flatten() != Some(at) || !self.conns.contains(token.0) {
+                continue;
+            }
+            self.armed[token.0] = None;
+            let Some(conn) = self.conns.get_mut(token.0) else { continue };
+            match conn.deadline(&self.timeouts) {
+                Some(deadline) if deadline <= now => {
+                    debug!("[#{}] {token:?} {} timed out", conn.session_id(), conn.state());
+                    let outcome = conn.expire();
+                    self.route(token, outcome);
                 }
-                _ => debug!("[#{}] login verdict for a closed session", verdict.session_id),
+                _ => self.arm(token), // there was activity meanwhile
+            }
+        }
+    }
+
+    fn forget_session_from(&mut self, ip: IpAddr) {
+        self.sessions -= 1;
+        if let Some(count) = self.sessions_per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.sessions_per_ip.remove(&ip);
             }
         }
     }
@@ -294,7 +414,9 @@ impl Server {
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
-        entry.insert(Conn::Passive(Passive { listener, owner: control, session_id, peer_ip, job: None }));
+        let opened_at = Instant::now();
+        entry.insert(Conn::Passive(Passive { listener, owner: control, session_id, peer_ip, job: None, opened_at }));
+        self.arm(token);
         trace!("[#{session_id}] {token:?}: passive listener on port {port}");
         if let Some(c) = self.control(control) {
             c.data = Some(token);
@@ -333,6 +455,7 @@ impl Server {
             return self.tell_finished(owner, Err(TransferError::Connect(e)));
         }
         self.conns[token.0] = Conn::Data(Data::accepted(stream, owner, session_id, job));
+        self.arm(token);
         trace!("[#{session_id}] {token:?}: passive → data");
         self.again.push(token);
     }
@@ -368,6 +491,7 @@ impl Server {
             return self.tell_finished(control, Err(TransferError::Connect(e)));
         }
         entry.insert(Conn::Data(Data::connecting(stream, control, session_id, job)));
+        self.arm(token);
         trace!("[#{session_id}] {token:?}: connecting to {addr}");
         if let Some(c) = self.control(control) {
             c.data = Some(token);
@@ -397,6 +521,7 @@ impl Server {
         match conn {
             Conn::Control(mut c) => {
                 let _ = registry.deregister(&mut c.stream);
+                self.forget_session_from(c.session.peer().ip());
                 drop(c.stream);
                 info!("[#{}] closed{}", c.session.id, c.session.user().map(|u| format!(" ({u})")).unwrap_or_default());
                 if let Some(data) = c.data {
@@ -445,6 +570,13 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(BACKLOG)?;
     socket.set_nonblocking(true)?;
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Over a limit: the client still gets an answer (`421`) instead of a connection that hangs.
+fn refuse(mut stream: TcpStream, peer: SocketAddr, text: &str) {
+    info!("refused {peer}: {text}");
+    // One non-blocking attempt: a fresh socket's send buffer always has room for one line.
+    let _ = stream.write_all(format!("421 {text}\r\n").as_bytes());
 }
 
 fn context(err: io::Error, what: String) -> io::Error {

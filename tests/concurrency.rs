@@ -49,7 +49,7 @@ fn many_downloads_finish_next_to_stalled_clients() {
 
 #[test]
 fn hundreds_of_open_connections_all_get_a_greeting() {
-    let server = TestServer::start("storm");
+    let server = TestServer::start_with("storm", |cfg| cfg.max_per_ip = 1000);
     let conns: Vec<Raw> = (0..300).map(|_| Raw::connect(server.addr)).collect();
     assert_eq!(conns.len(), 300);
     drop(conns);

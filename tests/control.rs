@@ -108,7 +108,10 @@ fn wrong_password_and_unknown_user_both_get_530() {
     let users = TempRoot::new("users");
     let hash = mioftpd::auth::hash_password("right").unwrap();
     std::fs::write(users.join("users"), format!("alice:{hash}:rw\n")).unwrap();
-    let server = TestServer::start_with("badpass", |cfg| cfg.users = Some(users.join("users")));
+    let server = TestServer::start_with("badpass", |cfg| {
+        cfg.users = Some(users.join("users"));
+        cfg.max_login_failures = 10;
+    });
     let mut c = Raw::connect(server.addr);
     c.expect_cmd("USER alice", 331);
     assert_eq!(c.cmd("PASS wrong").0, 530);

@@ -11,6 +11,7 @@ use log::{debug, trace};
 use mio::Token;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
+use std::time::Instant;
 
 /// Replies waiting to be sent beyond this size stop command processing: a client that sends
 /// commands but never reads the answers is held back instead of growing our memory.
@@ -30,6 +31,9 @@ pub struct Control {
     /// The last read stopped before `WouldBlock`, so no readiness edge will remind us.
     unread: bool,
     peer_closed: bool,
+    pub connected_at: Instant,
+    /// When the last command arrived: the idle timeout counts from here.
+    pub last_command: Instant,
 }
 
 impl Control {
@@ -44,7 +48,17 @@ impl Control {
             held: None,
             unread: false,
             peer_closed: false,
+            connected_at: Instant::now(),
+            last_command: Instant::now(),
         }
+    }
+
+    /// The session ran out of time: queue the 421, make one attempt to send it, and let the
+    /// loop close the connection whether or not the client is reading.
+    pub fn expire(&mut self) -> Outcome {
+        self.session.timed_out();
+        let _ = self.write();
+        Outcome::Close
     }
 
     /// Does whatever the socket and the session allow now.
@@ -118,6 +132,7 @@ impl Control {
                     }
                     Some(Line::Command(line)) => {
                         debug!("[#{}] > {}", self.session.id, loggable(&line));
+                        self.last_command = Instant::now();
                         match parse(&line) {
                             Ok(cmd) => cmd,
                             Err(reply) => {

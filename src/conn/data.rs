@@ -19,6 +19,7 @@ use mio::Token;
 use mio::net::TcpStream;
 use std::io;
 use std::net::Shutdown;
+use std::time::Instant;
 
 /// Bytes one data connection may move per loop turn before yielding to others.
 pub const TURN_BUDGET: usize = 4 * CHUNK;
@@ -39,17 +40,28 @@ pub struct Data {
     /// Allocated when a transfer starts, so an idle session holds no transfer buffer.
     buf: Option<Buffer>,
     bytes: u64,
+    /// When bytes last moved (or the connection began): the stall timeout counts from here.
+    pub last_progress: Instant,
 }
 
 impl Data {
     /// An active-mode connection in progress, which will carry `job` once connected.
     pub fn connecting(stream: TcpStream, owner: Token, session_id: u64, job: Job) -> Data {
-        Data { stream, owner, session_id, state: State::Connecting(job), buf: None, bytes: 0 }
+        Data {
+            stream,
+            owner,
+            session_id,
+            state: State::Connecting(job),
+            buf: None,
+            bytes: 0,
+            last_progress: Instant::now(),
+        }
     }
 
     /// A connection accepted by a passive listener; `job` is there if the command came first.
     pub fn accepted(stream: TcpStream, owner: Token, session_id: u64, job: Option<Job>) -> Data {
-        let mut data = Data { stream, owner, session_id, state: State::Idle, buf: None, bytes: 0 };
+        let mut data =
+            Data { stream, owner, session_id, state: State::Idle, buf: None, bytes: 0, last_progress: Instant::now() };
         if let Some(job) = job {
             data.start(job);
         }
@@ -70,7 +82,19 @@ impl Data {
         }
     }
 
+    /// No progress for too long: a transfer fails (426, or 425 if it never connected); an idle
+    /// connection that never got a command just closes.
+    pub fn expire(&mut self) -> Outcome {
+        let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "no progress within the data timeout");
+        match self.state {
+            State::Connecting(_) => Outcome::Finished(Err(TransferError::Connect(timed_out()))),
+            State::Sending(_) | State::Receiving(_) => Outcome::Finished(Err(TransferError::Network(timed_out()))),
+            State::Idle | State::Done => Outcome::Close,
+        }
+    }
+
     pub fn start(&mut self, job: Job) {
+        self.last_progress = Instant::now();
         self.buf = Some(Buffer::with_capacity(CHUNK));
         self.state = match job {
             Job::Send(source) => State::Sending(source),
@@ -134,6 +158,9 @@ impl Data {
             let (n, stop) = buf.write_to(&mut self.stream);
             self.bytes += n as u64;
             moved += n;
+            if n > 0 {
+                self.last_progress = Instant::now();
+            }
             match stop {
                 WriteStop::Empty if moved < TURN_BUDGET => continue,
                 // Budget spent with the socket still writable: no edge will come, so ask to be re-run.
@@ -159,6 +186,9 @@ impl Data {
             let (n, stop) = buf.read_from(&mut self.stream);
             self.bytes += n as u64;
             moved += n;
+            if n > 0 {
+                self.last_progress = Instant::now();
+            }
             if !buf.is_empty() {
                 if let Err(e) = sink.write(buf.data_mut()) {
                     return Outcome::Finished(Err(TransferError::Local(e)));

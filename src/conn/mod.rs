@@ -11,6 +11,7 @@ use crate::fs::transfer::TransferError;
 use crate::ftp::Effect;
 use mio::Token;
 use mio::net::TcpStream;
+use std::time::{Duration, Instant};
 
 pub use control::Control;
 pub use data::Data;
@@ -42,7 +43,39 @@ pub enum Outcome {
     Finished(Result<u64, TransferError>),
 }
 
+/// How long each kind of slot may go without progress.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// From connect to a successful login.
+    pub login: Duration,
+    /// Between commands of a logged-in session (not counted while a transfer runs).
+    pub idle: Duration,
+    /// For a data connection to connect or to move a byte.
+    pub data: Duration,
+}
+
 impl Conn {
+    /// When this slot times out as things stand (`None`: not now; ask again later).
+    pub fn deadline(&self, timeouts: &Timeouts) -> Option<Instant> {
+        match self {
+            Conn::Control(c) if c.session.is_transferring() => None,
+            Conn::Control(c) if c.session.is_logged_in() => Some(c.last_command + timeouts.idle),
+            // Commands do not extend the login window: a client cannot linger unauthenticated.
+            Conn::Control(c) => Some(c.connected_at + timeouts.login),
+            Conn::Passive(p) => Some(p.opened_at + timeouts.data),
+            Conn::Data(d) => Some(d.last_progress + timeouts.data),
+        }
+    }
+
+    /// The deadline passed: what the loop should do with this slot.
+    pub fn expire(&mut self) -> Outcome {
+        match self {
+            Conn::Control(control) => control.expire(),
+            Conn::Passive(passive) => passive.expire(),
+            Conn::Data(data) => data.expire(),
+        }
+    }
+
     pub fn ready(&mut self) -> Outcome {
         match self {
             Conn::Control(control) => control.ready(),

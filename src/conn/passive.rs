@@ -6,11 +6,14 @@
 use super::Outcome;
 use crate::buffer::{interrupted, would_block};
 use crate::fs::transfer::Job;
+use crate::fs::transfer::TransferError;
 use crate::ftp::addr::canonical;
 use log::{debug, warn};
 use mio::Token;
 use mio::net::TcpListener;
+use std::io;
 use std::net::IpAddr;
+use std::time::Instant;
 
 pub struct Passive {
     pub listener: TcpListener,
@@ -20,9 +23,21 @@ pub struct Passive {
     pub peer_ip: IpAddr,
     /// A transfer that is waiting for the client to connect.
     pub job: Option<Job>,
+    pub opened_at: Instant,
 }
 
 impl Passive {
+    /// Nobody connected in time: a waiting transfer fails with 425; otherwise just close.
+    pub fn expire(&mut self) -> Outcome {
+        match self.job.take() {
+            Some(_) => {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "the client did not connect to the passive port");
+                Outcome::Finished(Err(TransferError::Connect(e)))
+            }
+            None => Outcome::Close,
+        }
+    }
+
     pub fn ready(&mut self) -> Outcome {
         loop {
             match self.listener.accept() {

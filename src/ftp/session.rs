@@ -36,6 +36,8 @@ pub struct Settings {
     pub anonymous: bool,
     /// The IPv4 address `PASV` advertises, for servers behind NAT.
     pub pasv_address: Option<Ipv4Addr>,
+    /// Failed logins after which the session is closed.
+    pub max_login_failures: u32,
 }
 
 /// Where the data connection of a transfer comes from.
@@ -109,6 +111,7 @@ pub struct Session {
     rename_from: Option<VPath>,
     /// `OPTS MLST` selection.
     facts: Facts,
+    login_failures: u32,
     quitting: bool,
     outbox: Vec<Reply>,
 }
@@ -131,6 +134,7 @@ impl Session {
             rest: 0,
             rename_from: None,
             facts: Facts::ALL,
+            login_failures: 0,
             quitting: false,
             outbox: Vec::new(),
         };
@@ -384,10 +388,35 @@ impl Session {
                 self.login = Login::LoggedIn(account);
             }
             None => {
-                warn!("[#{}] login failed for {:?} from {}", self.id, user, self.peer.ip());
-                self.reply(Code::NotLoggedIn, "Login incorrect.");
+                self.login_failures += 1;
+                warn!("[#{}] login failed for {:?} from {} ({})", self.id, user, self.peer.ip(), self.login_failures);
+                if self.login_failures >= self.settings.max_login_failures {
+                    self.reply(Code::ServiceNotAvailable, "Too many failed logins; closing.");
+                    self.quitting = true;
+                } else {
+                    self.reply(Code::NotLoggedIn, "Login incorrect.");
+                }
             }
         }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn is_logged_in(&self) -> bool {
+        matches!(self.login, Login::LoggedIn(_))
+    }
+
+    pub fn is_transferring(&self) -> bool {
+        matches!(self.data, DataChannel::Transferring(_))
+    }
+
+    /// The session was silent too long: say so before the connection closes.
+    pub fn timed_out(&mut self) {
+        info!("[#{}] timed out", self.id);
+        self.reply(Code::ServiceNotAvailable, "Timeout; closing control connection.");
+        self.quitting = true;
     }
 
     fn opts(&mut self, option: &str) -> Handled {
@@ -744,7 +773,8 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("sub")).unwrap();
         fs::write(dir.join("file.txt"), b"hello\n").unwrap();
-        let settings = Arc::new(Settings { root: Root::new(&dir).unwrap(), anonymous, pasv_address: None });
+        let settings =
+            Arc::new(Settings { root: Root::new(&dir).unwrap(), anonymous, pasv_address: None, max_login_failures: 3 });
         let peer = "127.0.0.1:40000".parse().unwrap();
         let local = "127.0.0.1:2121".parse().unwrap();
         let mut session = Session::new(1, peer, local, settings);
@@ -814,6 +844,24 @@ mod tests {
         s.verified(None);
         assert_eq!(codes(s), [530]);
         assert_eq!(code_of(s, "PWD"), [530]);
+    }
+
+    #[test]
+    fn repeated_login_failures_end_the_session() {
+        let mut f = fixture("failures", false);
+        let s = &mut f.session;
+        for _ in 0..2 {
+            code_of(s, "USER alice");
+            send(s, "PASS bad");
+            s.verified(None);
+            assert_eq!(codes(s), [530]);
+        }
+        assert!(!s.is_quitting());
+        code_of(s, "USER alice");
+        send(s, "PASS bad");
+        s.verified(None);
+        assert_eq!(codes(s), [421]);
+        assert!(s.is_quitting());
     }
 
     #[test]

@@ -77,6 +77,7 @@ impl TestServer {
         let root = TempRoot::new(label);
         let mut config = Config::new(&root.path);
         config.listen = "127.0.0.1:0".parse().unwrap();
+        config.failed_login_delay = 50; // tests that fail logins on purpose need not wait a second
         adjust(&mut config);
         let _ = env_logger::builder().is_test(true).try_init();
         let mut server = Server::bind(&config).expect("bind test server");
