@@ -82,6 +82,9 @@ pub struct Config {
     /// Milliseconds before a failed login is answered (other sessions are not delayed).
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub failed_login_delay: u64,
+    /// On SIGTERM/SIGINT, seconds running transfers get to finish before everything closes.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub shutdown_grace: u64,
 }
 
 impl Config {
@@ -101,6 +104,7 @@ impl Config {
             max_per_ip: 100,
             max_login_failures: 3,
             failed_login_delay: 1000,
+            shutdown_grace: 30,
         }
     }
 

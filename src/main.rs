@@ -15,7 +15,12 @@ fn main() -> ExitCode {
         Some(Subcommands::Users { action: UsersAction::Add { file, name, read_only } }) => {
             add_user(&file, &name, !read_only)
         }
-        None => Server::bind(&cli.config).and_then(|mut server| server.run()).map_err(|e| e.to_string()),
+        None => Server::bind(&cli.config)
+            .and_then(|mut server| {
+                server.handle_signals()?;
+                server.run()
+            })
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,7 @@ use crate::verifier::{Request, Verdict, Verifier};
 use log::{debug, info, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 /// Tokens outside the slab's key range (slab keys never get near `usize::MAX`).
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
 
 /// Pending connections the kernel may queue before we accept them. Large, because a storm of
 /// connects that overflows the backlog leaves clients waiting for a greeting that never comes.
@@ -69,6 +71,12 @@ pub struct Server {
     limits: Limits,
     sessions_per_ip: HashMap<IpAddr, usize>,
     sessions: usize,
+    /// SIGTERM/SIGINT, once `handle_signals` is called (the binary does; tests do not).
+    signals: Option<Signals>,
+    /// Set by the first SIGTERM/SIGINT: no new sessions; idle ones close; transfers get until
+    /// this instant to finish.
+    draining: Option<Instant>,
+    shutdown_grace: Duration,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -157,6 +165,9 @@ impl Server {
             limits: Limits { sessions: config.max_sessions, per_ip: config.max_per_ip },
             sessions_per_ip: HashMap::new(),
             sessions: 0,
+            signals: None,
+            draining: None,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace),
         })
     }
 
@@ -168,7 +179,15 @@ impl Server {
         Handle { stop: self.stop.clone(), waker: self.waker.clone(), open_slots: self.open_slots.clone() }
     }
 
-    /// Runs until `Handle::stop`.
+    /// Makes SIGTERM and SIGINT shut the server down gracefully (a second signal: at once).
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        let mut signals = Signals::new([libc::SIGTERM, libc::SIGINT])?;
+        self.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Runs until `Handle::stop`, or until a graceful shutdown has finished.
     pub fn run(&mut self) -> io::Result<()> {
         while !self.stop.load(Ordering::SeqCst) {
             self.run_once(None)?;
@@ -182,6 +201,7 @@ impl Server {
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let now = Instant::now();
         let timers = timer::earliest(self.deadlines.next_timeout(now), self.delayed_verdicts.next_timeout(now));
+        let timers = timer::earliest(timers, self.draining.map(|end| end.saturating_duration_since(now)));
         let timeout = if self.again.is_empty() { timer::earliest(timeout, timers) } else { Some(Duration::ZERO) };
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         let polled = self.poll.poll(&mut events, timeout);
@@ -203,6 +223,7 @@ impl Server {
                     match token {
                         LISTENER => self.accept_all(),
                         WAKER => self.collect_verdicts(),
+                        SIGNALS => self.take_signals(),
                         token => self.ready(token),
                     }
                 }
@@ -210,12 +231,58 @@ impl Server {
                     self.ready(token);
                 }
                 self.fire_timers(Instant::now());
+                if self.draining.is_some() {
+                    self.drain(Instant::now());
+                }
                 Ok(())
             }
         };
         self.events = events;
         self.open_slots.store(self.conns.len(), Ordering::SeqCst);
         result
+    }
+
+    fn take_signals(&mut self) {
+        let received: Vec<i32> = self.signals.as_mut().map(|s| s.pending().collect()).unwrap_or_default();
+        for signal in received {
+            if self.draining.is_some() {
+                warn!("second signal {signal}: stopping now");
+                self.stop.store(true, Ordering::SeqCst);
+                return;
+            }
+            let transfers = self.conns.iter().filter(|(_, c)| matches!(c, Conn::Data(_))).count();
+            info!(
+                "signal {signal}: shutting down; {} sessions, {transfers} data connections, up to {} s for transfers",
+                self.sessions,
+                self.shutdown_grace.as_secs()
+            );
+            let _ = self.poll.registry().deregister(&mut self.listener);
+            self.draining = Some(Instant::now() + self.shutdown_grace);
+        }
+    }
+
+    /// One step of a graceful shutdown: sessions without a transfer are told and closed;
+    /// when none is left, or the grace period is over, the loop stops. An upload cut off then
+    /// is discarded by its `Sink`, never left half-renamed.
+    fn drain(&mut self, now: Instant) {
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter_map(|(key, conn)| match conn {
+                Conn::Control(c) if !c.session.is_transferring() && !c.session.is_quitting() => Some(key),
+                _ => None,
+            })
+            .collect();
+        for key in idle {
+            if let Some(c) = self.control(Token(key)) {
+                c.session.shutting_down();
+                self.again.push(Token(key));
+            }
+        }
+        if self.conns.is_empty() || self.draining.is_some_and(|end| now >= end) {
+            info!("shutdown complete ({} connections cut off)", self.conns.len());
+            self.stop.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Accepts until `WouldBlock`: the listener is edge-triggered too.

@@ -77,3 +77,73 @@ fn startup_errors_are_clear() {
     let (ok, err) = mioftpd(&["--pasv-ports", "9-1"], "");
     assert!(!ok && err.contains("--pasv-ports"), "{err}");
 }
+
+/// Starts the binary on an ephemeral port and returns it with the address it logged.
+fn spawn_server(
+    args: &[&str],
+) -> (std::process::Child, std::net::SocketAddr, std::io::BufReader<std::process::ChildStderr>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mioftpd"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains(" on 127.0.0.1:") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited before listening");
+    }
+    let addr = line.split(" on ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    (child, addr, stderr)
+}
+
+#[test]
+fn sigterm_lets_running_transfers_finish_and_closes_idle_sessions() {
+    use std::io::Read;
+    let dir = TempRoot::new("sigterm");
+    let content = random_bytes(32 * 1024 * 1024, 77);
+    dir.write("big.bin", &content);
+    let (mut child, addr, _stderr) = spawn_server(&["--root", dir.path.to_str().unwrap()]);
+
+    let mut downloader = Raw::anonymous(addr);
+    let mut idle = Raw::anonymous(addr);
+    let mut data = downloader.epsv();
+    downloader.expect_cmd("RETR big.bin", 150);
+    let mut got = vec![0u8; 1024 * 1024];
+    data.read_exact(&mut got).unwrap();
+
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(idle.reply().0, 421, "an idle session is told the server is going away");
+    assert!(idle.is_closed());
+    data.read_to_end(&mut got).unwrap();
+    assert!(got == content, "the running download completes");
+    downloader.expect(226);
+    assert_eq!(downloader.reply().0, 421);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit after the drain: {status}");
+}
+
+#[test]
+fn an_upload_cut_off_by_the_grace_period_leaves_the_old_file_and_no_debris() {
+    use std::io::Write as _;
+    let dir = TempRoot::new("sigterm-upload");
+    let users = TempRoot::new("sigterm-users");
+    dir.write("keep.bin", b"old");
+    std::fs::write(users.join("u"), format!("alice:{}\n", mioftpd::auth::hash_password("pw").unwrap())).unwrap();
+    let users_file = users.join("u");
+    let args = ["--root", dir.path.to_str().unwrap(), "--users", users_file.to_str().unwrap(), "--shutdown-grace", "1"];
+    let (mut child, addr, _stderr) = spawn_server(&args);
+    let mut c = Raw::connect(addr);
+    c.login("alice", "pw");
+    let mut data = c.epsv();
+    c.expect_cmd("STOR keep.bin", 150);
+    data.write_all(&random_bytes(1024 * 1024, 3)).unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap(); // the upload never ends; the grace period does
+    assert!(status.success(), "{status}");
+    assert_eq!(dir.read("keep.bin"), b"old");
+    assert_eq!(std::fs::read_dir(&dir.path).unwrap().count(), 1, "no temporary file left");
+}

@@ -412,6 +412,14 @@ impl Session {
         matches!(self.data, DataChannel::Transferring(_))
     }
 
+    /// The server is shutting down: an idle session is told so and closed.
+    pub fn shutting_down(&mut self) {
+        if !self.quitting {
+            self.reply(Code::ServiceNotAvailable, "Server shutting down.");
+            self.quitting = true;
+        }
+    }
+
     /// The session was silent too long: say so before the connection closes.
     pub fn timed_out(&mut self) {
         info!("[#{}] timed out", self.id);
