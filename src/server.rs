@@ -292,8 +292,11 @@ impl Server {
                 Ok((stream, peer)) => self.open_session(stream, peer),
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => {}
+                // Typically out of file descriptors. The queued connections stay in the backlog and
+                // no new edge will announce them, so try again shortly.
                 Err(e) => {
-                    warn!("accept failed: {e}");
+                    warn!("accept failed: {e}; retrying in 100 ms");
+                    self.deadlines.schedule(Instant::now() + Duration::from_millis(100), LISTENER);
                     return;
                 }
             }
@@ -446,6 +449,10 @@ impl Server {
             self.deliver_verdict(verdict);
         }
         for (at, token) in self.deadlines.expired(now) {
+            if token == LISTENER {
+                self.accept_all();
+                continue;
+            }
             // An entry for a slot that has since been re-armed, closed, or replaced: stale.
             if self.armed.get(token.0).copied().flatten() != Some(at) || !self.conns.contains(token.0) {
                 continue;

@@ -146,3 +146,32 @@ fn navigation_is_jailed_to_the_root() {
     assert_eq!(c.cmd("RETR secret-link").0, 550);
     assert_eq!(c.cmd("LIST escape").0, 550);
 }
+
+#[test]
+fn pipelined_commands_with_large_replies_are_all_answered() {
+    let server = TestServer::start("bigpipe");
+    let mut c = Raw::connect(server.addr);
+    c.send_bytes(&b"HELP\r\n".repeat(60));
+    for i in 0..60 {
+        assert_eq!(c.reply().0, 214, "reply {i}");
+    }
+}
+
+#[test]
+fn a_client_that_half_closes_still_gets_every_answer() {
+    let users = TempRoot::new("halfclose-users");
+    std::fs::write(users.join("u"), format!("alice:{}\n", mioftpd::auth::hash_password("pw").unwrap())).unwrap();
+    let server = TestServer::start_with("halfclose", |cfg| cfg.users = Some(users.join("u")));
+    let mut c = Raw::connect(server.addr);
+    c.send_bytes(b"USER alice\r\nPASS pw\r\nPWD\r\nQUIT\r\n");
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let codes: Vec<u16> = (0..4).map(|_| c.reply().0).collect();
+    assert_eq!(codes, [331, 230, 257, 221]);
+}
+
+#[test]
+fn mkd_quotes_embedded_quotes() {
+    let server = TestServer::with_users("mkdquote");
+    let mut c = server.login("alice");
+    assert_eq!(c.cmd("MKD a\"b").1, "\"/a\"\"b\" created.");
+}

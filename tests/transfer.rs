@@ -271,3 +271,31 @@ fn client_leaving_mid_download_frees_everything() {
     }
     server.assert_no_open_slots();
 }
+
+#[test]
+fn appe_and_rest_stor_do_not_follow_a_symlink_out_of_the_root() {
+    let server = TestServer::with_users("appe-link");
+    let outside = TempRoot::new("appe-outside");
+    outside.write("target.txt", b"secret");
+    std::os::unix::fs::symlink(outside.join("target.txt"), server.root.join("link")).unwrap();
+    let mut c = server.login("alice");
+    let _data = c.epsv();
+    assert_eq!(c.cmd("APPE link").0, 550);
+    c.expect_cmd("REST 3", 350);
+    assert_eq!(c.cmd("STOR link").0, 550);
+    assert_eq!(outside.read("target.txt"), b"secret");
+}
+
+#[test]
+fn a_fifo_in_the_tree_does_not_freeze_the_server() {
+    let server = TestServer::with_users("fifo");
+    let fifo = server.root.join("pipe");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let mut c = server.login("alice");
+    let _data = c.epsv();
+    assert_eq!(c.cmd("RETR pipe").0, 550);
+    assert!(c.cmd("APPE pipe").0 >= 450, "appending to a FIFO fails instead of blocking");
+    let mut other = Raw::anonymous(server.addr);
+    assert_eq!(other.cmd("NOOP").0, 200);
+}

@@ -79,19 +79,20 @@ impl Control {
         if self.session.is_quitting() && flushed {
             return Outcome::Close;
         }
-        // The peer is gone: once everything it sent has been answered, end the session, and with
-        // it any transfer still running (an upload cut short this way is discarded).
-        if self.peer_closed && !self.input_pending() {
+        let runnable = self.held.as_ref().map_or(self.input.has_line(), |cmd| self.session.can_handle_now(cmd));
+        // The peer is gone: once everything it sent has been answered, end the session. A
+        // pending password check is waited for; a running transfer is not (its peer is gone too,
+        // as far as we can tell, and an upload cut short this way is discarded).
+        let waiting_for_verdict = self.held.is_some() && !self.session.is_transferring();
+        if self.peer_closed && !runnable && !self.unread && !waiting_for_verdict && flushed {
             return Outcome::Close;
         }
-        if self.unread && self.input.wants_input() {
+        // Stopped early with work left (output backlog drained, input backlog) and no readiness
+        // edge to bring us back: run again next turn.
+        if flushed && (runnable || (self.unread && self.input.wants_input())) {
             return Outcome::Again;
         }
         Outcome::Wait
-    }
-
-    fn input_pending(&mut self) -> bool {
-        !self.input.wants_input() || self.unread
     }
 
     /// Reads until `WouldBlock`, end of stream, or the line backlog is full.

@@ -10,6 +10,7 @@ use crate::buffer::Buffer;
 use crate::fs::listing::Listing;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -170,7 +171,20 @@ impl Sink {
         if target.is_dir() {
             return Err(io::ErrorKind::IsADirectory.into());
         }
-        let mut file = OpenOptions::new().write(true).create(true).truncate(false).open(&target)?;
+        // O_NOFOLLOW: the name was resolved without its last component (`Root::entry`), so a
+        // symlink there must not be followed out of the root. O_NONBLOCK: a FIFO must not block.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&target)
+            .map_err(
+                |e| if e.raw_os_error() == Some(libc::ELOOP) { io::ErrorKind::PermissionDenied.into() } else { e },
+            )?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        }
         match offset {
             Some(offset) => {
                 if offset > file.metadata()?.len() {

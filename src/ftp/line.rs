@@ -116,6 +116,11 @@ impl LineReader {
         }
     }
 
+    /// Whether a complete line is waiting.
+    pub fn has_line(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
     /// The next complete line, without its line ending.
     pub fn next_line(&mut self) -> Option<Line> {
         let line = self.ready.pop_front()?;

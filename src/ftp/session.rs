@@ -81,6 +81,24 @@ enum DataChannel {
     Transferring(Transfer),
 }
 
+/// `"path"` with embedded quotes doubled, as RFC 959 (appendix II) has `257` replies quote.
+fn quoted(path: &VPath) -> Vec<u8> {
+    let mut out = vec![b'"'];
+    for &b in path.as_bytes() {
+        out.extend_from_slice(if b == b'"' { b"\"\"" } else { std::slice::from_ref(&b) });
+    }
+    out.push(b'"');
+    out
+}
+
+/// Opens without blocking on special files: opening a FIFO for reading would otherwise wait
+/// for a writer and freeze the whole single-threaded loop. (`O_NONBLOCK` has no effect on the
+/// reads of a regular file.)
+fn open_nonblocking(path: &std::path::Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Store {
     Replace,
@@ -267,16 +285,14 @@ impl Session {
                 let path = self.cwd.join(&arg);
                 self.writable_entry(&path)?;
                 let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
-                File::open(real).and_then(|f| f.set_modified(time)).map_err(|e| Reply::from_io(&e))?;
+                open_nonblocking(&real).and_then(|f| f.set_modified(time)).map_err(|e| Reply::from_io(&e))?;
                 let mut text = format!("Modify={}; ", listing::mdtm(time)).into_bytes();
                 text.extend_from_slice(&arg);
                 self.ok(Code::FileStatus, text)
             }
             Opts(option) => self.opts(&option),
             Pwd => {
-                let quoted =
-                    self.cwd.as_bytes().iter().flat_map(|&b| if b == b'"' { vec![b'"', b'"'] } else { vec![b] });
-                let text: Vec<u8> = [b'"'].into_iter().chain(quoted).chain(*b"\" is the current directory.").collect();
+                let text = [quoted(&self.cwd), b" is the current directory.".to_vec()].concat();
                 self.ok(Code::PathCreated, text)
             }
             Cwd(arg) => self.cwd(&arg),
@@ -310,8 +326,7 @@ impl Session {
             Mkd(arg) => {
                 let path = self.cwd.join(&arg);
                 fs::create_dir(self.writable_entry(&path)?).map_err(|e| Reply::from_io(&e))?;
-                let text: Vec<u8> = [b'"'].iter().chain(path.as_bytes()).chain(b"\" created.").copied().collect();
-                self.ok(Code::PathCreated, text)
+                self.ok(Code::PathCreated, [quoted(&path), b" created.".to_vec()].concat())
             }
             Rmd(arg) => {
                 let path = self.cwd.join(&arg);
@@ -524,17 +539,23 @@ impl Session {
             warn!("[#{}] refused active connection to {target}: {why}", self.id);
             return Err(Reply::new(Code::ParameterNotImplemented, why));
         }
+        // A passive listener opened earlier would otherwise stay open, unused, until the next transfer.
+        let effect = if matches!(self.data, DataChannel::Passive) { Effect::CloseData } else { Effect::None };
         self.data = DataChannel::Active(target);
-        self.ok(Code::CommandOkay, "PORT command successful. Consider using PASV.")
+        self.reply(Code::CommandOkay, "PORT command successful. Consider using PASV.");
+        Ok(effect)
     }
 
     /// Queues `150` and asks the loop to run `job` over the prepared data connection.
     fn start(&mut self, job: Job, verb: &'static str, path: VPath) -> Handled {
         let target = self.data_target()?;
-        let mode = if self.repr == Repr::Ascii { "ASCII" } else { "BINARY" };
-        let mut text = format!("Opening {mode} mode data connection for ").into_bytes();
-        text.extend_from_slice(path.as_bytes());
-        text.push(b'.');
+        let text = if verb == "STOU" {
+            // RFC 1123 §4.1.2.9: the one preliminary reply names the file chosen.
+            [b"FILE: ".as_slice(), path.file_name()].concat()
+        } else {
+            let mode = if self.repr == Repr::Ascii { "ASCII" } else { "BINARY" };
+            [format!("Opening {mode} mode data connection for ").as_bytes(), path.as_bytes(), b"."].concat()
+        };
         self.reply(Code::FileStatusOkay, text);
         self.data = DataChannel::Transferring(Transfer { verb, path, started: Instant::now() });
         Ok(Effect::Start(job, target))
@@ -570,11 +591,12 @@ impl Session {
         self.data_target()?;
         let path = self.cwd.join(arg);
         let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
-        let mut file = File::open(real).map_err(|e| Reply::from_io(&e))?;
+        let mut file = open_nonblocking(&real).map_err(|e| Reply::from_io(&e))?;
         if !file.metadata().map_err(|e| Reply::from_io(&e))?.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
         }
-        file.seek(SeekFrom::Start(offset)).map_err(|e| Reply::from_io(&e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|_| Reply::new(Code::RequestedActionNotTaken, "Invalid restart position."))?;
         self.start(Job::Send(Source::file(file, self.repr == Repr::Ascii)), "RETR", path)
     }
 
@@ -598,9 +620,6 @@ impl Session {
             }
             Store::Unique => {
                 let (sink, path) = self.unique_sink(&self.cwd.join(arg), ascii)?;
-                let mut text = b"FILE: ".to_vec();
-                text.extend_from_slice(path.file_name());
-                self.reply(Code::FileStatusOkay, text);
                 (sink, path, "STOU")
             }
         };
