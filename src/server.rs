@@ -314,6 +314,9 @@ impl Server {
         // Replies are small and latency-bound: without NODELAY, a reply that follows a data
         // transfer can wait ~40 ms for the client's delayed ACK.
         let _ = stream.set_nodelay(true);
+        // Clients send ABOR with its last byte as TCP urgent data (ftplib) or a Telnet DM that
+        // way (tnftp); inline, that byte stays in the stream instead of vanishing out of band.
+        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
         let local = match stream.local_addr() {
             Ok(local) => local,
             Err(e) => return debug!("connection from {peer} gone before setup: {e}"),
