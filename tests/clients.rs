@@ -1062,8 +1062,6 @@ fn tnftp_mget_named_files_via_nlst() {
 }
 
 #[test]
-#[ignore = "server bug (or missing feature): NLST does not expand wildcards (`NLST *.txt` → 550 No such file or \
-            directory), so tnftp's `mget *.txt` (and inetutils ftp's) fetches nothing"]
 fn tnftp_mget_wildcard() {
     if !require("tnftp") {
         return;

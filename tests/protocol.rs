@@ -271,3 +271,24 @@ fn a_huge_directory_streams_while_others_transfer() {
     assert_eq!(long.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 100_000);
     assert_eq!(machine.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 100_002, "plus cdir and pdir");
 }
+
+#[test]
+fn nlst_and_list_expand_wildcards() {
+    let server = TestServer::start("glob");
+    for name in ["a.txt", "b.txt", "c.bin", ".hidden.txt", "sub/d.txt", "sub/e.bin"] {
+        server.root.write(name, b"x");
+    }
+    let mut c = Raw::anonymous(server.addr);
+    let sorted = |bytes: Vec<u8>| {
+        let mut lines: Vec<String> =
+            String::from_utf8(bytes).unwrap().split_terminator("\r\n").map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(c.download("NLST *.txt")), ["a.txt", "b.txt"]);
+    assert_eq!(sorted(c.download("NLST sub/*.txt")), ["sub/d.txt"]);
+    assert_eq!(sorted(c.download("NLST ?.bin")), ["c.bin"]);
+    let long = sorted(c.download("LIST *.bin"));
+    assert!(long.len() == 1 && long[0].ends_with(" c.bin"), "{long:?}");
+    assert!(c.download("NLST *.none").is_empty());
+}

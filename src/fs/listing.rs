@@ -79,6 +79,8 @@ pub struct Listing {
     prefix: Vec<u8>,
     /// Symlink targets are only followed when they stay inside the served root.
     root_dir: PathBuf,
+    /// Only directory entries whose names match this wildcard pattern.
+    pattern: Option<Vec<u8>>,
 }
 
 impl Listing {
@@ -92,6 +94,7 @@ impl Listing {
             now: SystemTime::now(),
             prefix: Vec::new(),
             root_dir: root.dir().to_path_buf(),
+            pattern: None,
         };
         if !meta.is_dir() {
             let name = match (format, arg) {
@@ -119,6 +122,11 @@ impl Listing {
         }
         listing.dir = Some(fs::read_dir(&real)?);
         Ok(listing)
+    }
+
+    /// Lists only the directory entries whose names match `pattern` (`*` and `?`).
+    pub fn only_matching(&mut self, pattern: Vec<u8>) {
+        self.pattern = Some(pattern);
     }
 
     /// Appends whole lines to `out` while at least `MAX_LINE` bytes of `room` remain.
@@ -154,6 +162,10 @@ impl Listing {
         let Some(dir) = self.dir.as_mut() else { return Ok(None) };
         for entry in dir.by_ref() {
             let entry = entry?;
+            let name = entry.file_name();
+            if self.pattern.as_ref().is_some_and(|p| !glob_match(p, name.as_encoded_bytes())) {
+                continue;
+            }
             let Ok(meta) = entry.metadata() else { continue }; // vanished meanwhile
             let meta =
                 if meta.file_type().is_symlink() { follow_inside(&entry.path(), &self.root_dir, meta) } else { meta };
@@ -161,6 +173,42 @@ impl Listing {
         }
         Ok(None)
     }
+}
+
+/// Whether a name component holds a wildcard (`*` or `?`).
+pub fn is_glob(name: &[u8]) -> bool {
+    name.iter().any(|&b| b == b'*' || b == b'?')
+}
+
+/// Shell-style matching of `*` (any run) and `?` (any one byte); as in a shell, a wildcard
+/// does not match a leading dot.
+pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    if name.first() == Some(&b'.') && pattern.first() != Some(&b'.') {
+        return false;
+    }
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None; // where the last `*` was, and what it matched up to
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// A symlink is shown as what it points at, but only when that stays inside the root; a link
@@ -355,6 +403,18 @@ mod tests {
         assert_eq!(cols[2..5], ["ftp", "ftp", "5"]);
         assert!(line.ends_with(" a b.txt"), "{line}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(glob_match(b"*.txt", b"a.txt"));
+        assert!(glob_match(b"a?c*", b"abc"));
+        assert!(glob_match(b"*a*b*", b"xxaybzz"));
+        assert!(!glob_match(b"*.txt", b"a.bin"));
+        assert!(!glob_match(b"*", b".hidden"));
+        assert!(glob_match(b".*", b".hidden"));
+        assert!(!glob_match(b"a?", b"a"));
+        assert!(is_glob(b"*.txt") && !is_glob(b"plain"));
     }
 
     #[test]

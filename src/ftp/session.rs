@@ -571,13 +571,30 @@ impl Session {
 
     fn list(&mut self, arg: Option<Vec<u8>>, format: Format) -> Handled {
         self.data_target()?;
-        let path = arg.as_deref().map_or_else(|| self.cwd.clone(), |a| self.cwd.join(a));
+        let mut arg = arg;
+        let mut path = arg.as_deref().map_or_else(|| self.cwd.clone(), |a| self.cwd.join(a));
+        let mut pattern = None;
+        // `NLST *.txt` (mget) and `LIST dir/a?c`: a wildcard in the last component, when no file
+        // has that literal name, lists the matching entries of the directory.
+        if let Some(a) = arg.as_deref()
+            && listing::is_glob(path.file_name())
+            && !matches!(format, Format::Machine { .. })
+            && self.settings.root.existing(&path).is_err()
+        {
+            pattern = Some(path.file_name().to_vec());
+            let dir = a.iter().rposition(|&b| b == b'/').map(|i| a[..i.max(1)].to_vec());
+            path = path.parent();
+            arg = dir;
+        }
         let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
         if matches!(format, Format::Machine { .. }) && !real.is_dir() {
             return Err(Reply::new(Code::ParameterSyntaxError, "MLSD needs a directory; use MLST for a file."));
         }
-        let listing =
+        let mut listing =
             Listing::open(&self.settings.root, real, arg.as_deref(), format).map_err(|e| Reply::from_io(&e))?;
+        if let Some(pattern) = pattern {
+            listing.only_matching(pattern);
+        }
         let verb = match format {
             Format::Long => "LIST",
             Format::Names => "NLST",
