@@ -55,10 +55,6 @@ impl Buffer {
         Buffer { bytes: vec![0; capacity].into_boxed_slice(), start: 0, end: 0 }
     }
 
-    pub fn capacity(&self) -> usize {
-        self.bytes.len()
-    }
-
     /// The bytes waiting to be consumed.
     pub fn data(&self) -> &[u8] {
         &self.bytes[self.start..self.end]

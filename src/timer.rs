@@ -65,10 +65,6 @@ impl<T> Timers<T> {
         due
     }
 
-    pub fn len(&self) -> usize {
-        self.heap.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }

@@ -165,10 +165,6 @@ impl Session {
         std::mem::take(&mut self.outbox)
     }
 
-    pub fn has_replies(&self) -> bool {
-        !self.outbox.is_empty()
-    }
-
     /// After `QUIT`: the connection closes once the outbox is flushed.
     pub fn is_quitting(&self) -> bool {
         self.quitting
