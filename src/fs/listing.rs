@@ -2,12 +2,12 @@
 //! through a bounded buffer: `LIST` (the `ls -l` shape that FileZilla, wget and friends parse),
 //! `NLST` (bare names) and `MLSD`/`MLST` (RFC 3659 machine facts). Also the UTC time formats.
 
-use super::root::Root;
+use super::root::{Root, VPath};
+use rustix::fs::{Dir, Mode, OFlags};
 use std::collections::VecDeque;
-use std::fs::{self, Metadata, ReadDir};
+use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The longest line we ever produce: a 4 KiB name plus the fixed columns. A producer only
@@ -73,33 +73,37 @@ pub struct Listing {
     format: Format,
     /// Entries known up front (a single file, or `cdir`/`pdir`), listed first.
     head: VecDeque<Entry>,
-    dir: Option<ReadDir>,
+    dir: Option<Dir>,
     now: SystemTime,
     /// Prefix for `NLST dir` names (`dir/`), empty otherwise.
     prefix: Vec<u8>,
-    /// Symlink targets are only followed when they stay inside the served root.
-    root_dir: PathBuf,
+    /// Where symlinks among the entries are resolved, so that they are followed only inside.
+    root: Root,
+    /// The listed directory as the client names it.
+    path: VPath,
     /// Only directory entries whose names match this wildcard pattern.
     pattern: Option<Vec<u8>>,
 }
 
 impl Listing {
-    /// Lists `real` (a directory, or a single file), whose client-side spelling was `arg`.
-    pub fn open(root: &Root, real: PathBuf, arg: Option<&[u8]>, format: Format) -> io::Result<Listing> {
-        let meta = fs::metadata(&real)?;
+    /// Lists `path` (a directory, or a single file), whose client-side spelling was `arg`.
+    pub fn open(root: &Root, path: &VPath, arg: Option<&[u8]>, format: Format) -> io::Result<Listing> {
+        let file = root.open(path)?;
+        let meta = file.metadata()?;
         let mut listing = Listing {
             format,
             head: VecDeque::new(),
             dir: None,
             now: SystemTime::now(),
             prefix: Vec::new(),
-            root_dir: root.dir().to_path_buf(),
+            root: root.clone(),
+            path: path.clone(),
             pattern: None,
         };
         if !meta.is_dir() {
             let name = match (format, arg) {
                 (Format::Names, Some(arg)) => arg.to_vec(),
-                _ => real.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default(),
+                _ => path.file_name().to_vec(),
             };
             listing.head.push_back(Entry { name, meta, kind: None });
             return Ok(listing);
@@ -113,14 +117,14 @@ impl Listing {
             }
             Format::Machine { .. } => {
                 listing.head.push_back(Entry { name: b".".to_vec(), meta, kind: Some("cdir") });
-                if real != root.dir() {
-                    let parent = fs::metadata(real.parent().unwrap_or(&real))?;
+                if !path.is_root() {
+                    let parent = root.metadata(&path.parent())?;
                     listing.head.push_back(Entry { name: b"..".to_vec(), meta: parent, kind: Some("pdir") });
                 }
             }
             Format::Long => {}
         }
-        listing.dir = Some(fs::read_dir(&real)?);
+        listing.dir = Some(Dir::new(file)?);
         Ok(listing)
     }
 
@@ -160,16 +164,24 @@ impl Listing {
             return Ok(Some(entry));
         }
         let Some(dir) = self.dir.as_mut() else { return Ok(None) };
-        for entry in dir.by_ref() {
+        while let Some(entry) = dir.next() {
             let entry = entry?;
-            let name = entry.file_name();
-            if self.pattern.as_ref().is_some_and(|p| !glob_match(p, name.as_encoded_bytes())) {
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." || self.pattern.as_ref().is_some_and(|p| !glob_match(p, name)) {
                 continue;
             }
-            let Ok(meta) = entry.metadata() else { continue }; // vanished meanwhile
-            let meta =
-                if meta.file_type().is_symlink() { follow_inside(&entry.path(), &self.root_dir, meta) } else { meta };
-            return Ok(Some(Entry { name: entry.file_name().as_encoded_bytes().to_vec(), meta, kind: None }));
+            // The entry itself, opened without following it; then a symlink is shown as what
+            // it points at only when that resolves inside the root, revealing nothing otherwise.
+            let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let opened = rustix::fs::openat(dir.fd()?, name, flags, Mode::empty());
+            let Ok(meta) = opened.map_err(io::Error::from).and_then(|fd| File::from(fd).metadata()) else {
+                continue; // vanished meanwhile
+            };
+            let meta = match meta.file_type().is_symlink() {
+                true => self.root.metadata(&self.path.join(name)).unwrap_or(meta),
+                false => meta,
+            };
+            return Ok(Some(Entry { name: name.to_vec(), meta, kind: None }));
         }
         Ok(None)
     }
@@ -209,15 +221,6 @@ pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
         }
     }
     pattern[p..].iter().all(|&c| c == b'*')
-}
-
-/// A symlink is shown as what it points at, but only when that stays inside the root; a link
-/// that leads out is shown as a link, revealing nothing about its target.
-fn follow_inside(link: &Path, root_dir: &Path, link_meta: Metadata) -> Metadata {
-    match fs::canonicalize(link) {
-        Ok(target) if target.starts_with(root_dir) => fs::metadata(target).unwrap_or(link_meta),
-        _ => link_meta,
-    }
 }
 
 /// One MLSD/MLST line without the line ending: `type=file;size=5;…; name`.

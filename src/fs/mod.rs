@@ -5,4 +5,4 @@ pub mod listing;
 pub mod root;
 pub mod transfer;
 
-pub use root::{Root, VPath};
+pub use root::{Entry, Root, VPath};

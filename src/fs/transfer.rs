@@ -8,10 +8,10 @@
 
 use crate::buffer::Buffer;
 use crate::fs::listing::Listing;
-use std::fs::{self, File, OpenOptions};
+use crate::fs::root::Entry;
+use rustix::fs::OFlags;
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A transfer the session has prepared and the data connection will carry out.
@@ -130,7 +130,7 @@ pub fn collapse_newlines(data: &mut [u8], pending_cr: &mut bool) -> (usize, bool
 pub struct Sink {
     file: File,
     /// Where the bytes are being written.
-    path: PathBuf,
+    at: Entry,
     landing: Landing,
     ascii: bool,
     pending_cr: bool,
@@ -138,50 +138,39 @@ pub struct Sink {
 }
 
 enum Landing {
-    RenameTo(PathBuf),
+    RenameTo(Entry),
     RemoveOnFailure,
     InPlace,
 }
 
+/// Uploads are created like any new file: the umask decides.
+const NEW_FILE_MODE: u32 = 0o666;
+
 impl Sink {
-    pub fn replace(target: PathBuf, ascii: bool) -> io::Result<Sink> {
+    pub fn replace(target: Entry, ascii: bool) -> io::Result<Sink> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = target.parent().ok_or(io::ErrorKind::InvalidInput)?;
-        let name = target.file_name().ok_or(io::ErrorKind::InvalidInput)?;
-        if target.is_dir() {
-            return Err(io::ErrorKind::IsADirectory.into());
-        }
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(".mioftpd-{}-{}.part", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
-        let temp = dir.join(temp_name);
-        let file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        refuse_directory(&target)?;
+        let suffix = format!(".mioftpd-{}-{}.part", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let temp = target.sibling([b".", target.name(), suffix.as_bytes()].concat());
+        let file = temp.open(OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, NEW_FILE_MODE)?;
         Ok(Sink::new(file, temp, Landing::RenameTo(target), ascii))
     }
 
     /// A file that must not exist yet (`AlreadyExists` otherwise).
-    pub fn unique(target: PathBuf, ascii: bool) -> io::Result<Sink> {
-        let file = OpenOptions::new().write(true).create_new(true).open(&target)?;
+    pub fn unique(target: Entry, ascii: bool) -> io::Result<Sink> {
+        let file = target.open(OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, NEW_FILE_MODE)?;
         Ok(Sink::new(file, target, Landing::RemoveOnFailure, ascii))
     }
 
     /// Writes into `target` from `offset` on (its tail is cut off first), or at its end when
     /// `offset` is `None`; a missing file is created.
-    pub fn resume(target: PathBuf, offset: Option<u64>, ascii: bool) -> io::Result<Sink> {
-        if target.is_dir() {
-            return Err(io::ErrorKind::IsADirectory.into());
-        }
-        // O_NOFOLLOW: the name was resolved without its last component (`Root::entry`), so a
-        // symlink there must not be followed out of the root. O_NONBLOCK: a FIFO must not block.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&target)
-            .map_err(
-                |e| if e.raw_os_error() == Some(libc::ELOOP) { io::ErrorKind::PermissionDenied.into() } else { e },
-            )?;
+    pub fn resume(target: Entry, offset: Option<u64>, ascii: bool) -> io::Result<Sink> {
+        refuse_directory(&target)?;
+        // The entry is never followed (an upload onto a symlink would write outside the root),
+        // and O_NONBLOCK keeps a FIFO from blocking the loop.
+        let mut file = target.open(OFlags::WRONLY | OFlags::CREATE | OFlags::NONBLOCK, NEW_FILE_MODE).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) { io::ErrorKind::PermissionDenied.into() } else { e }
+        })?;
         if !file.metadata()?.is_file() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
         }
@@ -203,8 +192,8 @@ impl Sink {
         Ok(Sink::new(file, target, Landing::InPlace, ascii))
     }
 
-    fn new(file: File, path: PathBuf, landing: Landing, ascii: bool) -> Sink {
-        Sink { file, path, landing, ascii, pending_cr: false, done: false }
+    fn new(file: File, at: Entry, landing: Landing, ascii: bool) -> Sink {
+        Sink { file, at, landing, ascii, pending_cr: false, done: false }
     }
 
     /// Writes one chunk (converted in place in ASCII mode).
@@ -226,17 +215,24 @@ impl Sink {
         }
         self.file.flush()?;
         if let Landing::RenameTo(target) = &self.landing {
-            fs::rename(&self.path, target)?;
+            self.at.rename_to(target)?;
         }
         self.done = true;
         Ok(())
     }
 }
 
+fn refuse_directory(target: &Entry) -> io::Result<()> {
+    match target.kind() {
+        Ok(kind) if kind.is_dir() => Err(io::ErrorKind::IsADirectory.into()),
+        _ => Ok(()),
+    }
+}
+
 impl Drop for Sink {
     fn drop(&mut self) {
         if !self.done && !matches!(self.landing, Landing::InPlace) {
-            let _ = fs::remove_file(&self.path);
+            let _ = self.at.remove_file();
         }
     }
 }
@@ -297,19 +293,25 @@ mod tests {
         }
     }
 
+    fn entry_in(dir: &std::path::Path, name: &str) -> Entry {
+        let root = crate::fs::Root::new(dir).unwrap();
+        root.entry(&crate::fs::VPath::root().join(name.as_bytes())).unwrap()
+    }
+
     #[test]
     fn sink_replaces_only_on_finish() {
         let dir = std::env::temp_dir().join(format!("mioftpd-sink-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let target = dir.join("f");
         std::fs::write(&target, b"old").unwrap();
+        let entry = entry_in(&dir, "f");
 
-        let mut sink = Sink::replace(target.clone(), false).unwrap();
+        let mut sink = Sink::replace(entry.clone(), false).unwrap();
         sink.write(&mut b"new".to_vec()).unwrap();
         drop(sink); // aborted
         assert_eq!(std::fs::read(&target).unwrap(), b"old");
 
-        let mut sink = Sink::replace(target.clone(), true).unwrap();
+        let mut sink = Sink::replace(entry.clone(), true).unwrap();
         sink.write(&mut b"x\r\ny\r".to_vec()).unwrap();
         sink.write(&mut b"\n".to_vec()).unwrap();
         sink.finish().unwrap();
@@ -324,19 +326,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let target = dir.join("f");
         std::fs::write(&target, b"0123456789").unwrap();
-        let mut sink = Sink::resume(target.clone(), Some(4), false).unwrap();
+        let entry = entry_in(&dir, "f");
+        let mut sink = Sink::resume(entry.clone(), Some(4), false).unwrap();
         sink.write(&mut b"abc".to_vec()).unwrap();
         drop(sink); // interrupted: what arrived stays, ready to be resumed
         assert_eq!(std::fs::read(&target).unwrap(), b"0123abc");
-        let mut sink = Sink::resume(target.clone(), None, false).unwrap();
+        let mut sink = Sink::resume(entry.clone(), None, false).unwrap();
         sink.write(&mut b"Z".to_vec()).unwrap();
         sink.finish().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"0123abcZ");
-        assert!(Sink::resume(target.clone(), Some(99), false).is_err());
+        assert!(Sink::resume(entry.clone(), Some(99), false).is_err());
 
-        assert!(Sink::unique(target.clone(), false).is_err(), "exists already");
+        assert!(Sink::unique(entry.clone(), false).is_err(), "exists already");
         let fresh = dir.join("g");
-        drop(Sink::unique(fresh.clone(), false).unwrap());
+        drop(Sink::unique(entry_in(&dir, "g"), false).unwrap());
         assert!(!fresh.exists(), "a failed unique upload is removed");
         std::fs::remove_dir_all(&dir).unwrap();
     }

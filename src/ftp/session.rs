@@ -19,9 +19,9 @@ use super::reply::{Code, Reply};
 use crate::auth::{self, Account};
 use crate::fs::listing::{self, Facts, Format, Listing};
 use crate::fs::transfer::{Job, Sink, Source, TransferError};
-use crate::fs::{Root, VPath};
+use crate::fs::{Entry, Root, VPath};
 use log::{info, warn};
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Seek, SeekFrom};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
@@ -89,14 +89,6 @@ fn quoted(path: &VPath) -> Vec<u8> {
     }
     out.push(b'"');
     out
-}
-
-/// Opens without blocking on special files: opening a FIFO for reading would otherwise wait
-/// for a writer and freeze the whole single-threaded loop. (`O_NONBLOCK` has no effect on the
-/// reads of a regular file.)
-fn open_nonblocking(path: &std::path::Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -261,8 +253,7 @@ impl Session {
             }
             Rnfr(arg) => {
                 let path = self.cwd.join(&arg);
-                let real = self.writable_entry(&path)?;
-                fs::symlink_metadata(real).map_err(|e| Reply::from_io(&e))?;
+                self.writable_entry(&path)?.kind().map_err(|e| Reply::from_io(&e))?;
                 self.rename_from = Some(path);
                 self.ok(Code::PendingFurtherInfo, "Ready for RNTO.")
             }
@@ -270,7 +261,7 @@ impl Session {
                 let from =
                     self.rename_from.take().ok_or_else(|| Reply::new(Code::BadSequence, "RNFR required first."))?;
                 let (from, to) = (self.writable_entry(&from)?, self.writable_entry(&self.cwd.join(&arg))?);
-                fs::rename(from, to).map_err(|e| Reply::from_io(&e))?;
+                from.rename_to(&to).map_err(|e| Reply::from_io(&e))?;
                 self.ok(Code::FileActionOkay, "Rename successful.")
             }
             Appe(arg) => self.store(&arg, Store::Append),
@@ -280,8 +271,7 @@ impl Session {
             Mfmt(time, arg) => {
                 let path = self.cwd.join(&arg);
                 self.writable_entry(&path)?;
-                let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
-                open_nonblocking(&real).and_then(|f| f.set_modified(time)).map_err(|e| Reply::from_io(&e))?;
+                self.settings.root.open(&path).and_then(|f| f.set_modified(time)).map_err(|e| Reply::from_io(&e))?;
                 let mut text = format!("Modify={}; ", listing::mdtm(time)).into_bytes();
                 text.extend_from_slice(&arg);
                 self.ok(Code::FileStatus, text)
@@ -321,17 +311,17 @@ impl Session {
             }
             Mkd(arg) => {
                 let path = self.cwd.join(&arg);
-                fs::create_dir(self.writable_entry(&path)?).map_err(|e| Reply::from_io(&e))?;
+                self.writable_entry(&path)?.create_dir().map_err(|e| Reply::from_io(&e))?;
                 self.ok(Code::PathCreated, [quoted(&path), b" created.".to_vec()].concat())
             }
             Rmd(arg) => {
                 let path = self.cwd.join(&arg);
-                fs::remove_dir(self.writable_entry(&path)?).map_err(|e| Reply::from_io(&e))?;
+                self.writable_entry(&path)?.remove_dir().map_err(|e| Reply::from_io(&e))?;
                 self.ok(Code::FileActionOkay, "Directory removed.")
             }
             Dele(arg) => {
                 let path = self.cwd.join(&arg);
-                fs::remove_file(self.writable_entry(&path)?).map_err(|e| Reply::from_io(&e))?;
+                self.writable_entry(&path)?.remove_file().map_err(|e| Reply::from_io(&e))?;
                 self.ok(Code::FileActionOkay, "File deleted.")
             }
         }
@@ -455,8 +445,7 @@ impl Session {
 
     fn cwd(&mut self, arg: &[u8]) -> Handled {
         let path = self.cwd.join(arg);
-        let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
-        if !real.is_dir() {
+        if !self.settings.root.metadata(&path).map_err(|e| Reply::from_io(&e))?.is_dir() {
             return Err(Reply::new(Code::FileUnavailable, "Not a directory."));
         }
         self.cwd = path;
@@ -464,16 +453,15 @@ impl Session {
     }
 
     fn regular_file(&self, arg: &[u8]) -> Result<fs::Metadata, Reply> {
-        let real = self.settings.root.existing(&self.cwd.join(arg)).map_err(|e| Reply::from_io(&e))?;
-        let meta = fs::metadata(real).map_err(|e| Reply::from_io(&e))?;
+        let meta = self.settings.root.metadata(&self.cwd.join(arg)).map_err(|e| Reply::from_io(&e))?;
         if !meta.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
         }
         Ok(meta)
     }
 
-    /// The real path of `path` for a modifying command, if this account may write.
-    fn writable_entry(&self, path: &VPath) -> Result<std::path::PathBuf, Reply> {
+    /// The directory entry `path` names, for a modifying command, if this account may write.
+    fn writable_entry(&self, path: &VPath) -> Result<Entry, Reply> {
         if !self.can_write() {
             return Err(Reply::new(Code::FileUnavailable, "Permission denied."));
         }
@@ -575,19 +563,18 @@ impl Session {
         if let Some(a) = arg.as_deref()
             && listing::is_glob(path.file_name())
             && !matches!(format, Format::Machine { .. })
-            && self.settings.root.existing(&path).is_err()
+            && self.settings.root.metadata(&path).is_err()
         {
             pattern = Some(path.file_name().to_vec());
             let dir = a.iter().rposition(|&b| b == b'/').map(|i| a[..i.max(1)].to_vec());
             path = path.parent();
             arg = dir;
         }
-        let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
-        if matches!(format, Format::Machine { .. }) && !real.is_dir() {
+        let root = &self.settings.root;
+        if matches!(format, Format::Machine { .. }) && !root.metadata(&path).map_err(|e| Reply::from_io(&e))?.is_dir() {
             return Err(Reply::new(Code::ParameterSyntaxError, "MLSD needs a directory; use MLST for a file."));
         }
-        let mut listing =
-            Listing::open(&self.settings.root, real, arg.as_deref(), format).map_err(|e| Reply::from_io(&e))?;
+        let mut listing = Listing::open(root, &path, arg.as_deref(), format).map_err(|e| Reply::from_io(&e))?;
         if let Some(pattern) = pattern {
             listing.only_matching(pattern);
         }
@@ -603,8 +590,7 @@ impl Session {
         let offset = std::mem::take(&mut self.rest);
         self.data_target()?;
         let path = self.cwd.join(arg);
-        let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
-        let mut file = open_nonblocking(&real).map_err(|e| Reply::from_io(&e))?;
+        let mut file = self.settings.root.open(&path).map_err(|e| Reply::from_io(&e))?;
         if !file.metadata().map_err(|e| Reply::from_io(&e))?.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
         }
@@ -714,9 +700,8 @@ impl Session {
     fn stat_path(&mut self, arg: &[u8]) -> Handled {
         const MAX_STAT_BYTES: usize = 256 * 1024;
         let path = self.cwd.join(arg);
-        let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
         let root = &self.settings.root;
-        let mut listing = Listing::open(root, real, Some(arg), Format::Long).map_err(|e| Reply::from_io(&e))?;
+        let mut listing = Listing::open(root, &path, Some(arg), Format::Long).map_err(|e| Reply::from_io(&e))?;
         let mut text = [b"Status of ".as_slice(), path.as_bytes(), b":\n"].concat();
         let mut chunk = vec![0u8; listing::MAX_LINE * 4];
         loop {
@@ -744,8 +729,10 @@ impl Session {
                 let mode = u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(usage)?;
                 let path = self.cwd.join(arg.as_bytes());
                 self.writable_entry(&path)?;
-                let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
-                fs::set_permissions(real, fs::Permissions::from_mode(mode)).map_err(|e| Reply::from_io(&e))?;
+                // fchmod on a descriptor opened beneath the root: a path-based chmod would follow a
+                // symlink swapped in meanwhile.
+                let file = self.settings.root.open(&path).map_err(|e| Reply::from_io(&e))?;
+                file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| Reply::from_io(&e))?;
                 self.ok(Code::CommandOkay, "SITE CHMOD command ok.")
             }
             _ => Err(Reply::new(Code::ParameterNotImplemented, "Unknown SITE command; try SITE HELP.")),
@@ -755,8 +742,7 @@ impl Session {
     /// `MLST path`: the facts of one entry, over the control connection.
     fn mlst(&mut self, arg: Option<&[u8]>) -> Handled {
         let path = arg.map_or_else(|| self.cwd.clone(), |a| self.cwd.join(a));
-        let real = self.settings.root.existing(&path).map_err(|e| Reply::from_io(&e))?;
-        let meta = fs::metadata(real).map_err(|e| Reply::from_io(&e))?;
+        let meta = self.settings.root.metadata(&path).map_err(|e| Reply::from_io(&e))?;
         let mut line = Vec::new();
         listing::facts_line(&mut line, path.as_bytes(), &meta, None, self.facts, self.can_write());
         let text = [b"Listing ".as_slice(), path.as_bytes(), b"\n", &line, b"\nEnd."].concat();
