@@ -85,6 +85,13 @@ pub struct Config {
     /// On SIGTERM/SIGINT, seconds running transfers get to finish before everything closes.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub shutdown_grace: u64,
+    /// Seconds a successful login is remembered, so that the same user and password log in
+    /// again without re-running the password hash (0: always hash).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub credential_cache_secs: u64,
+    /// Started as root (to bind port 21), switch to this account right after binding.
+    #[arg(long, value_name = "USER")]
+    pub run_as: Option<String>,
 }
 
 impl Config {
@@ -105,6 +112,8 @@ impl Config {
             max_login_failures: 3,
             failed_login_delay: 1000,
             shutdown_grace: 30,
+            credential_cache_secs: 300,
+            run_as: None,
         }
     }
 

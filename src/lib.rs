@@ -11,15 +11,18 @@
 //! - `ftp`: the protocol, sans-IO (commands, replies, session state machine, addresses).
 //! - `fs`: the virtual root, listings, transfer sources and sinks.
 //! - `buffer`: the fixed-size buffer every byte pump goes through.
-//! - `auth`, `verifier`: accounts and the password-checking thread.
-//! - `config`: command-line options.
+//! - `auth`, `verifier`, `credential_cache`: accounts, the password-checking thread, and the
+//!   cache that spares it repeated logins.
+//! - `config`: command-line options; `privileges`: `--run-as`.
 
 pub mod auth;
 pub mod buffer;
 pub mod config;
 pub mod conn;
+pub mod credential_cache;
 pub mod fs;
 pub mod ftp;
+pub mod privileges;
 pub mod server;
 pub mod timer;
 pub mod verifier;

@@ -15,18 +15,49 @@ fn main() -> ExitCode {
         Some(Subcommands::Users { action: UsersAction::Add { file, name, read_only } }) => {
             add_user(&file, &name, !read_only)
         }
-        None => Server::bind(&cli.config)
-            .and_then(|mut server| {
-                server.handle_signals()?;
-                server.run()
-            })
-            .map_err(|e| e.to_string()),
+        None => {
+            raise_fd_limit(&cli.config);
+            Server::bind(&cli.config)
+                .and_then(|mut server| {
+                    server.handle_signals()?;
+                    server.run()
+                })
+                .map_err(|e| e.to_string())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("mioftpd: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Each session can hold three descriptors (control, data, file), and the common soft limit of
+/// 1024 would cap a server at a few hundred sessions: raise it to the hard limit, as far as
+/// the configured sessions need.
+fn raise_fd_limit(config: &mioftpd::Config) {
+    let want = (config.max_sessions as u64 * 3 + 64) as libc::rlim_t;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= want {
+            return;
+        }
+        let before = limit.rlim_cur;
+        let raised = libc::rlimit { rlim_cur: want.min(limit.rlim_max), rlim_max: limit.rlim_max };
+        let now = if raised.rlim_cur > before && libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            log::info!("open-file limit raised from {before} to {}", raised.rlim_cur);
+            raised.rlim_cur
+        } else {
+            before
+        };
+        if now < want {
+            log::warn!(
+                "open-file limit {now} is below the {want} that --max-sessions {} may need",
+                config.max_sessions
+            );
         }
     }
 }

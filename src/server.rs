@@ -15,10 +15,12 @@ use crate::auth::Users;
 use crate::buffer::{interrupted, would_block};
 use crate::config::Config;
 use crate::conn::{Conn, Control, Data, Outcome, Passive, Timeouts};
+use crate::credential_cache::CredentialCache;
 use crate::fs::Root;
 use crate::fs::transfer::{Job, TransferError};
 use crate::ftp::session::Target;
 use crate::ftp::{Effect, Session, Settings};
+use crate::privileges;
 use crate::timer::{self, Timers};
 use crate::verifier::{Request, Verdict, Verifier};
 use log::{debug, info, trace, warn};
@@ -122,11 +124,15 @@ impl Server {
         };
         let listener = listen(config.listen).map_err(|e| context(e, format!("cannot listen on {}", config.listen)))?;
         let local_addr = listener.local_addr()?;
+        if let Some(user) = &config.run_as {
+            privileges::run_as(user)?;
+        }
         let poll = Poll::new()?;
         let mut listener = listener;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let verifier = Verifier::spawn(users, waker.clone())?;
+        let cache = CredentialCache::new(Duration::from_secs(config.credential_cache_secs))?;
+        let verifier = Verifier::spawn(users, cache, waker.clone())?;
         let settings = Settings {
             root,
             anonymous: config.anonymous_allowed(),
@@ -138,6 +144,7 @@ impl Server {
             settings.root.dir().display(),
             if settings.anonymous { "read-only" } else { "off" }
         );
+        privileges::warn_if_root();
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
@@ -392,7 +399,9 @@ impl Server {
             Effect::None => {}
             Effect::Verify { user, password } => {
                 let session_id = self.control(control).map_or(0, |c| c.session.id);
-                self.verifier.submit(Request { token: control, session_id, user, password });
+                if let Some(verdict) = self.verifier.submit(Request { token: control, session_id, user, password }) {
+                    self.deliver_verdict(verdict);
+                }
             }
             Effect::Listen => {
                 self.close_data_of(control);
@@ -415,8 +424,7 @@ impl Server {
     }
 
     fn collect_verdicts(&mut self) {
-        let verdicts: Vec<_> = self.verifier.verdicts().collect();
-        for verdict in verdicts {
+        for verdict in self.verifier.verdicts() {
             if verdict.account.is_none() {
                 self.delayed_verdicts.schedule(Instant::now() + self.failed_login_delay, verdict);
             } else {

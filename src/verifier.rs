@@ -1,9 +1,11 @@
 //! The one thread besides the loop: checks passwords. A SHA-512-crypt hash takes about a
 //! millisecond and bcrypt about a hundred, far too long to run on a loop that is moving other
 //! clients' data, so `PASS` becomes a request here and the verdict comes back through a channel
-//! and a `mio::Waker`.
+//! and a `mio::Waker`. Logins verified recently are answered from `CredentialCache` without
+//! a trip to the thread.
 
 use crate::auth::{Account, Users};
+use crate::credential_cache::{CredentialCache, Key};
 use log::error;
 use mio::{Token, Waker};
 use std::io;
@@ -26,20 +28,21 @@ pub struct Verdict {
 }
 
 pub struct Verifier {
-    requests: Option<Sender<Request>>,
-    verdicts: Receiver<Verdict>,
+    requests: Option<Sender<(Request, Key)>>,
+    verdicts: Receiver<(Verdict, Key)>,
     thread: Option<JoinHandle<()>>,
+    cache: CredentialCache,
 }
 
 impl Verifier {
-    pub fn spawn(users: Users, waker: Arc<Waker>) -> io::Result<Verifier> {
-        let (requests, inbox) = mpsc::channel::<Request>();
+    pub fn spawn(users: Users, cache: CredentialCache, waker: Arc<Waker>) -> io::Result<Verifier> {
+        let (requests, inbox) = mpsc::channel::<(Request, Key)>();
         let (outbox, verdicts) = mpsc::channel();
         let thread = thread::Builder::new().name("mioftpd-verifier".into()).spawn(move || {
-            for request in inbox {
+            for (request, key) in inbox {
                 let account = users.verify(&request.user, &request.password);
                 let verdict = Verdict { token: request.token, session_id: request.session_id, account };
-                if outbox.send(verdict).is_err() {
+                if outbox.send((verdict, key)).is_err() {
                     return; // the loop is gone
                 }
                 if let Err(e) = waker.wake() {
@@ -47,18 +50,32 @@ impl Verifier {
                 }
             }
         })?;
-        Ok(Verifier { requests: Some(requests), verdicts, thread: Some(thread) })
+        Ok(Verifier { requests: Some(requests), verdicts, thread: Some(thread), cache })
     }
 
-    pub fn submit(&self, request: Request) {
-        if let Some(requests) = &self.requests {
-            let _ = requests.send(request);
+    /// The verdict at once when the cache knows these credentials; otherwise `None`, and the
+    /// verdict comes later from `verdicts`.
+    pub fn submit(&mut self, request: Request) -> Option<Verdict> {
+        let key = self.cache.key(&request.user, &request.password);
+        if let Some(account) = self.cache.get(&key) {
+            return Some(Verdict { token: request.token, session_id: request.session_id, account: Some(account) });
         }
+        if let Some(requests) = &self.requests {
+            let _ = requests.send((request, key));
+        }
+        None
     }
 
     /// Verdicts that have arrived, without waiting.
-    pub fn verdicts(&self) -> mpsc::TryIter<'_, Verdict> {
-        self.verdicts.try_iter()
+    pub fn verdicts(&mut self) -> Vec<Verdict> {
+        let mut arrived = Vec::new();
+        for (verdict, key) in self.verdicts.try_iter() {
+            if let Some(account) = &verdict.account {
+                self.cache.insert(key, account.clone());
+            }
+            arrived.push(verdict);
+        }
+        arrived
     }
 }
 
@@ -67,6 +84,48 @@ impl Drop for Verifier {
         self.requests = None; // ends the thread's loop
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn request(password: &str) -> Request {
+        Request { token: Token(7), session_id: 1, user: "alice".into(), password: password.into() }
+    }
+
+    fn wait_for_verdict(verifier: &mut Verifier) -> Verdict {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(verdict) = verifier.verdicts().pop() {
+                return verdict;
+            }
+            assert!(Instant::now() < deadline, "no verdict");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_repeated_login_is_answered_from_the_cache_and_a_wrong_one_never() {
+        let hash = crate::auth::hash_password("pw").unwrap();
+        let users = Users::parse(&format!("alice:{hash}\n")).unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
+        let cache = CredentialCache::new(Duration::from_secs(60)).unwrap();
+        let mut verifier = Verifier::spawn(users, cache, waker).unwrap();
+
+        assert!(verifier.submit(request("pw")).is_none(), "the first login goes to the thread");
+        assert_eq!(wait_for_verdict(&mut verifier).account.map(|a| a.name), Some("alice".into()));
+        let cached = verifier.submit(request("pw")).expect("the second one is answered at once");
+        assert_eq!((cached.token, cached.session_id), (Token(7), 1));
+        assert!(cached.account.is_some());
+
+        for _ in 0..2 {
+            assert!(verifier.submit(request("wrong")).is_none(), "failures are never cached");
+            assert!(wait_for_verdict(&mut verifier).account.is_none());
         }
     }
 }

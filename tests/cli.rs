@@ -148,3 +148,44 @@ fn an_upload_cut_off_by_the_grace_period_leaves_the_old_file_and_no_debris() {
     assert_eq!(dir.read("keep.bin"), b"old");
     assert_eq!(std::fs::read_dir(&dir.path).unwrap().count(), 1, "no temporary file left");
 }
+
+#[test]
+fn run_as_drops_root_right_after_binding() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempRoot::new("runas");
+    dir.write("public.txt", b"for everyone\n");
+    dir.write("private.txt", b"root only\n");
+    std::fs::set_permissions(dir.join("private.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let root = dir.path.to_str().unwrap();
+    if unsafe { libc::geteuid() } != 0 {
+        let (ok, err) = mioftpd(&["--root", root, "--run-as", "nobody"], "");
+        assert!(!ok && err.contains("--run-as nobody needs root"), "{err}");
+        println!("SKIP: not root, so only the refusal of --run-as was checked");
+        return;
+    }
+    let (mut child, addr, mut stderr) = spawn_server(&["--root", root, "--run-as", "nobody"]);
+    let mut c = Raw::anonymous(addr);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let uids: Vec<&str> = status.lines().find(|l| l.starts_with("Uid:")).unwrap().split_whitespace().skip(1).collect();
+    assert!(uids.iter().all(|u| *u == uids[0] && *u != "0"), "real, effective, saved and fs uid all dropped: {uids:?}");
+    let mut data = c.epsv();
+    c.expect_cmd("RETR public.txt", 150);
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut data, &mut got).unwrap();
+    assert_eq!(got, b"for everyone\n");
+    c.expect(226);
+    let _data = c.epsv();
+    assert_eq!(c.cmd("RETR private.txt").0, 550, "a root-only file stays closed to the dropped server");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    assert!(!log.contains("running as root"), "{log}");
+
+    // Without --run-as, root is warned about.
+    let (mut child, _addr, stderr) = spawn_server(&["--root", root]);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let log = std::io::read_to_string(stderr).unwrap();
+    assert!(log.contains("running as root"), "{log}");
+}

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use std::io::Read;
+use std::net::TcpStream;
 
 #[test]
 fn a_silent_logged_in_session_is_closed_with_421() {
@@ -132,4 +133,34 @@ fn a_slow_password_hash_does_not_stall_other_clients() {
     slow_login.stream.set_nonblocking(false).unwrap();
     assert!(still_waiting, "the hash should still be running: this test needs a slower hash");
     assert_eq!(slow_login.reply().0, 230);
+}
+
+/// Hundreds of connects at once, beyond the session limit: every one is answered, with 220 up
+/// to the limit and 421 past it, and none is left waiting in the listen backlog.
+#[test]
+fn an_accept_storm_is_answered_in_full() {
+    const LIMIT: usize = 200;
+    const STORM: usize = 600;
+    let server = TestServer::start_with("storm", |cfg| {
+        cfg.max_sessions = LIMIT;
+        cfg.max_per_ip = STORM;
+    });
+    let addr = server.addr;
+    let connectors: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || (0..STORM / 8).map(|_| TcpStream::connect(addr).unwrap()).collect::<Vec<_>>())
+        })
+        .collect();
+    let streams: Vec<TcpStream> = connectors.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut codes = std::collections::HashMap::new();
+    for mut stream in streams.iter() {
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut code = [0u8; 3];
+        stream.read_exact(&mut code).expect("every connection is answered");
+        *codes.entry(code).or_insert(0usize) += 1;
+    }
+    assert_eq!(codes.get(b"220"), Some(&LIMIT), "{codes:?}");
+    assert_eq!(codes.get(b"421"), Some(&(STORM - LIMIT)), "{codes:?}");
+    drop(streams);
+    server.assert_no_open_slots();
 }
