@@ -92,6 +92,9 @@ pub struct Config {
     /// Started as root (to bind port 21), switch to this account right after binding.
     #[arg(long, value_name = "USER")]
     pub run_as: Option<String>,
+    /// Send binary downloads through a 64 KiB buffer instead of `sendfile` (for comparison).
+    #[arg(long)]
+    pub no_sendfile: bool,
 }
 
 impl Config {
@@ -114,6 +117,7 @@ impl Config {
             shutdown_grace: 30,
             credential_cache_secs: 300,
             run_as: None,
+            no_sendfile: false,
         }
     }
 

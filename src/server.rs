@@ -138,13 +138,8 @@ impl Server {
             anonymous: config.anonymous_allowed(),
             pasv_address: config.pasv_address,
             max_login_failures: config.max_login_failures,
+            zero_copy: !config.no_sendfile,
         };
-        info!(
-            "serving {} on {local_addr} (anonymous {})",
-            settings.root.dir().display(),
-            if settings.anonymous { "read-only" } else { "off" }
-        );
-        privileges::warn_if_root();
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
@@ -196,6 +191,15 @@ impl Server {
 
     /// Runs until `Handle::stop`, or until a graceful shutdown has finished.
     pub fn run(&mut self) -> io::Result<()> {
+        // Logged here, not at bind, so that whoever waits for this line (an admin, a test, a
+        // supervisor) knows that signal handlers are in place too.
+        info!(
+            "serving {} on {} (anonymous {})",
+            self.settings.root.dir().display(),
+            self.local_addr,
+            if self.settings.anonymous { "read-only" } else { "off" }
+        );
+        privileges::warn_if_root();
         while !self.stop.load(Ordering::SeqCst) {
             self.run_once(None)?;
         }

@@ -8,15 +8,20 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 
 #[test]
 fn multi_mib_retr_is_byte_exact() {
-    let server = TestServer::start("retr");
-    let content = random_bytes(9 * 1024 * 1024 + 123, 7);
-    server.root.write("big.bin", &content);
-    let mut c = Raw::anonymous(server.addr);
-    c.expect_cmd("TYPE I", 200);
-    assert_eq!(c.cmd("SIZE big.bin").1, content.len().to_string());
-    assert!(c.download("RETR big.bin") == content, "download differs");
-    server.root.write("empty", b"");
-    assert!(c.download("RETR empty").is_empty());
+    // Both download paths: sendfile (the default) and the 64 KiB buffer (`--no-sendfile`).
+    for no_sendfile in [false, true] {
+        let server = TestServer::start_with("retr", |cfg| cfg.no_sendfile = no_sendfile);
+        let content = random_bytes(9 * 1024 * 1024 + 123, 7);
+        server.root.write("big.bin", &content);
+        let mut c = Raw::anonymous(server.addr);
+        c.expect_cmd("TYPE I", 200);
+        assert_eq!(c.cmd("SIZE big.bin").1, content.len().to_string());
+        assert!(c.download("RETR big.bin") == content, "download differs (no_sendfile: {no_sendfile})");
+        c.expect_cmd("REST 5000001", 350);
+        assert!(c.download("RETR big.bin") == content[5_000_001..], "resumed download (no_sendfile: {no_sendfile})");
+        server.root.write("empty", b"");
+        assert!(c.download("RETR empty").is_empty());
+    }
 }
 
 #[test]

@@ -17,6 +17,8 @@ use crate::fs::transfer::{Job, Sink, Source, TransferError};
 use log::trace;
 use mio::Token;
 use mio::net::TcpStream;
+use rustix::io::Errno;
+use std::fs::File;
 use std::io;
 use std::net::Shutdown;
 use std::time::Instant;
@@ -95,7 +97,10 @@ impl Data {
 
     pub fn start(&mut self, job: Job) {
         self.last_progress = Instant::now();
-        self.buf = Some(Buffer::with_capacity(CHUNK));
+        self.buf = match job {
+            Job::Send(Source::ZeroCopy(_)) => None,
+            _ => Some(Buffer::with_capacity(CHUNK)),
+        };
         self.state = match job {
             Job::Send(source) => State::Sending(source),
             Job::Receive(sink) => State::Receiving(sink),
@@ -120,6 +125,7 @@ impl Data {
                 self.state = State::Idle;
                 Outcome::Wait
             }
+            State::Sending(Source::ZeroCopy(file)) => self.send_zero_copy(file),
             State::Sending(source) => self.send(source),
             State::Receiving(sink) => self.receive(sink),
             State::Done => Outcome::Wait,
@@ -173,6 +179,39 @@ impl Data {
                     return Outcome::Wait;
                 }
                 WriteStop::Error(e) => return Outcome::Finished(Err(TransferError::Network(e))),
+            }
+        }
+    }
+
+    /// `sendfile` from the file's current position (after any `REST`) until it returns 0 (end of
+    /// file), within the same per-turn budget as the buffered path.
+    fn send_zero_copy(&mut self, file: File) -> Outcome {
+        let mut moved = 0;
+        loop {
+            match rustix::fs::sendfile(&self.stream, &file, None, TURN_BUDGET - moved) {
+                Ok(0) => {
+                    let _ = self.stream.shutdown(Shutdown::Write);
+                    return Outcome::Finished(Ok(self.bytes));
+                }
+                Ok(n) => {
+                    self.bytes += n as u64;
+                    moved += n;
+                    self.last_progress = Instant::now();
+                    if moved >= TURN_BUDGET {
+                        self.state = State::Sending(Source::ZeroCopy(file));
+                        return Outcome::Again;
+                    }
+                }
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
+                    self.state = State::Sending(Source::ZeroCopy(file));
+                    return Outcome::Wait;
+                }
+                // One call reads the file and writes the socket; the errno tells which failed.
+                Err(e @ (Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN | Errno::TIMEDOUT | Errno::HOSTUNREACH)) => {
+                    return Outcome::Finished(Err(TransferError::Network(e.into())));
+                }
+                Err(e) => return Outcome::Finished(Err(TransferError::Local(e.into()))),
             }
         }
     }

@@ -33,13 +33,21 @@ pub enum TransferError {
 
 /// Bytes to send to the client.
 pub enum Source {
-    File { file: File, ascii: bool, prev_cr: bool },
+    File {
+        file: File,
+        ascii: bool,
+        prev_cr: bool,
+    },
+    /// A binary download that the data connection hands to the kernel (`sendfile`), which
+    /// copies page-cache pages to the socket with no buffer of ours and no copy through user space.
+    ZeroCopy(File),
     Listing(Box<Listing>),
 }
 
 impl Source {
-    pub fn file(file: File, ascii: bool) -> Source {
-        Source::File { file, ascii, prev_cr: false }
+    /// A download of `file`; `zero_copy` allows `Source::ZeroCopy` where the bytes go unchanged.
+    pub fn file(file: File, ascii: bool, zero_copy: bool) -> Source {
+        if zero_copy && !ascii { Source::ZeroCopy(file) } else { Source::File { file, ascii, prev_cr: false } }
     }
 
     /// Adds the next chunk to `buf`. Returns the bytes added; 0 means the source is exhausted.
@@ -47,7 +55,7 @@ impl Source {
         let space = buf.space();
         let n = match self {
             Source::Listing(listing) => listing.produce(space)?,
-            Source::File { file, ascii: false, .. } => read_retrying(file, space)?,
+            Source::File { file, ascii: false, .. } | Source::ZeroCopy(file) => read_retrying(file, space)?,
             Source::File { file, ascii: true, prev_cr } => {
                 // Read at most half the space: LF → CRLF can double the bytes.
                 let half = space.len() / 2;

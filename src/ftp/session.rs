@@ -38,6 +38,8 @@ pub struct Settings {
     pub pasv_address: Option<Ipv4Addr>,
     /// Failed logins after which the session is closed.
     pub max_login_failures: u32,
+    /// Binary downloads use `sendfile` (`Source::ZeroCopy`) instead of the buffered path.
+    pub zero_copy: bool,
 }
 
 /// Where the data connection of a transfer comes from.
@@ -596,7 +598,7 @@ impl Session {
         }
         file.seek(SeekFrom::Start(offset))
             .map_err(|_| Reply::new(Code::RequestedActionNotTaken, "Invalid restart position."))?;
-        self.start(Job::Send(Source::file(file, self.repr == Repr::Ascii)), "RETR", path)
+        self.start(Job::Send(Source::file(file, self.repr == Repr::Ascii, self.settings.zero_copy)), "RETR", path)
     }
 
     fn store(&mut self, arg: &[u8], how: Store) -> Handled {
@@ -799,8 +801,13 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("sub")).unwrap();
         fs::write(dir.join("file.txt"), b"hello\n").unwrap();
-        let settings =
-            Arc::new(Settings { root: Root::new(&dir).unwrap(), anonymous, pasv_address: None, max_login_failures: 3 });
+        let settings = Arc::new(Settings {
+            root: Root::new(&dir).unwrap(),
+            anonymous,
+            pasv_address: None,
+            max_login_failures: 3,
+            zero_copy: true,
+        });
         let peer = "127.0.0.1:40000".parse().unwrap();
         let local = "127.0.0.1:2121".parse().unwrap();
         let mut session = Session::new(1, peer, local, settings);
