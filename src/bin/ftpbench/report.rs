@@ -9,6 +9,8 @@ enum Value {
     /// A number and how many decimals to show in the table.
     Num(f64, usize),
     Text(String),
+    /// Several numbers (one per client), with the table's decimals.
+    Nums(Vec<f64>, usize),
     /// Not measured (no samples, no `--server-pid`): `-` in the table, `null` in JSON.
     Missing,
 }
@@ -61,6 +63,17 @@ impl Report {
         self.push(key, label, value.map_or(Value::Missing, |v| Value::Num(v, decimals)), unit)
     }
 
+    pub fn nums(
+        &mut self,
+        key: &'static str,
+        label: &'static str,
+        values: Vec<f64>,
+        unit: &'static str,
+        decimals: usize,
+    ) -> &mut Report {
+        self.push(key, label, Value::Nums(values, decimals), unit)
+    }
+
     pub fn text(&mut self, key: &'static str, label: &'static str, value: impl Into<String>) -> &mut Report {
         self.push(key, label, Value::Text(value.into()), "")
     }
@@ -89,6 +102,9 @@ impl Report {
                 Value::Int(v) => v.to_string(),
                 Value::Num(v, decimals) => format!("{v:.decimals$}"),
                 Value::Text(t) => t.clone(),
+                Value::Nums(values, decimals) => {
+                    values.iter().map(|v| format!("{v:.decimals$}")).collect::<Vec<_>>().join(" ")
+                }
                 Value::Missing => "-".to_string(),
             };
             let unit = if row.unit.is_empty() || matches!(row.value, Value::Missing) { "" } else { row.unit };
@@ -113,6 +129,9 @@ impl Report {
                 Value::Int(v) => v.to_string(),
                 Value::Num(v, _) => number(*v),
                 Value::Text(t) => string(t),
+                Value::Nums(values, _) => {
+                    format!("[{}]", values.iter().map(|&v| number(v)).collect::<Vec<_>>().join(","))
+                }
                 Value::Missing => "null".to_string(),
             };
             let _ = write!(out, ",{}:{value}", string(row.key));
@@ -162,19 +181,21 @@ mod tests {
             .num("mib_per_s", "throughput", 1.5, "MiB/s", 1)
             .maybe("cpu_s", "server CPU", None, "s", 2)
             .num("odd", "odd", f64::NAN, "", 0)
+            .nums("each", "each", vec![1.0, 2.25], "MiB/s", 1)
             .errors(1, ["client 0: \"bad\"\n".to_string()]);
         let json = report.json();
         assert!(json.starts_with("{\"scenario\":\"retr\",\"unix_time\":"), "{json}");
         assert!(
             json.ends_with(
                 ",\"host\":\"127.0.0.1:2121\",\"bytes\":42,\"mib_per_s\":1.5,\"cpu_s\":null,\"odd\":null,\
-                 \"errors\":1,\"error_messages\":[\"client 0: \\\"bad\\\"\\n\"]}"
+                 \"each\":[1,2.25],\"errors\":1,\"error_messages\":[\"client 0: \\\"bad\\\"\\n\"]}"
             ),
             "{json}"
         );
         let table = report.table();
         assert!(table.contains("  throughput  1.5 MiB/s\n"), "{table}");
         assert!(table.contains("  server CPU  -\n"), "{table}");
+        assert!(table.contains("  each        1.0 2.2 MiB/s\n"), "{table}");
         assert!(table.contains("  errors      1\n"), "{table}");
         assert_eq!(report.error_count(), 1);
         assert_eq!(string("\u{1}é"), "\"\\u0001é\"");

@@ -49,8 +49,9 @@ impl Failures {
 }
 
 pub fn run(target: &Target, opening: &Opening, hold: Duration, probe: Option<&Probe>) -> Result<Report, String> {
-    target.login().and_then(Client::quit).map_err(|e| format!("login to {}: {e}", target.addr))?;
+    // Before the trial login, so that nothing of that session is left in the baseline.
     let before = probe.map(Probe::sample).transpose().map_err(|e| e.to_string())?;
+    target.login().and_then(Client::quit).map_err(|e| format!("login to {}: {e}", target.addr))?;
     let mut failures = Failures::default();
 
     let start = Instant::now();

@@ -153,6 +153,7 @@ fn transfer_rows<T>(report: &mut Report, run: &Run<T>) {
         .maybe("client_min_mib_s", "slowest client", spread.map(|s| s.min), "MiB/s", 1)
         .maybe("client_max_mib_s", "fastest client", spread.map(|s| s.max), "MiB/s", 1)
         .maybe("fairness", "fairness (slowest/fastest)", spread.map(|s| s.fairness), "", 3)
+        .nums("client_mib_s", "each client", client_rates, "MiB/s", 1)
         .maybe("server_cpu_s", "server CPU in window", window.cpu_seconds, "s", 2)
         .maybe(
             "cpu_s_per_gib",
