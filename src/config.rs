@@ -54,7 +54,7 @@ pub struct Config {
     /// Users file: `NAME:HASH[:rw|ro]` lines (see `mioftpd users add`).
     #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
-    /// Ports for passive data connections, e.g. `50000-50100` (default: any free port).
+    /// Ports for passive data connections, e.g. `50000-50100` (default: the system's ephemeral range).
     #[arg(long, value_name = "A-B", value_parser = parse_port_range)]
     pub pasv_ports: Option<RangeInclusive<u16>>,
     /// The IPv4 address `PASV` replies advertise (for a server behind NAT).
