@@ -198,7 +198,7 @@ impl Driver {
                 }
             }
             1 => {
-                if let Pending::Transfer(source) = std::mem::replace(&mut self.pending, Pending::Nothing) {
+                if let Some(source) = self.take_transfer() {
                     let n = rest.iter().skip(1).take(8).fold(0u64, |n, &b| n << 8 | u64::from(b));
                     let result = match arg % 5 {
                         0 => drain(source),
@@ -215,6 +215,17 @@ impl Driver {
             _ => self.session.shutting_down(),
         }
         self.check_replies(None);
+    }
+
+    /// The running transfer's source, if a transfer is what the loop owes.
+    fn take_transfer(&mut self) -> Option<Source> {
+        match std::mem::replace(&mut self.pending, Pending::Nothing) {
+            Pending::Transfer(source) => Some(source),
+            other => {
+                self.pending = other;
+                None
+            }
+        }
     }
 
     /// The default answers: a non-empty password is accepted (read-only), a transfer completes.
