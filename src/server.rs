@@ -459,6 +459,15 @@ impl Server {
         }
         self.armed[token.0] = Some(at);
         self.deadlines.schedule(at, token);
+        // Every re-arm leaves the previous entry behind until its deadline, which for busy
+        // servers means (connections per second) x (idle timeout) stale entries: shed them
+        // once they outnumber the live ones, so memory follows the sessions, not the rate.
+        if self.deadlines.len() > 2 * self.conns.len() + 1024 {
+            let (armed, conns) = (&self.armed, &self.conns);
+            self.deadlines.retain(|at, token| {
+                *token == LISTENER || (conns.contains(token.0) && armed.get(token.0).copied().flatten() == Some(at))
+            });
+        }
     }
 
     fn fire_timers(&mut self, now: Instant) {
@@ -646,7 +655,6 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
     }
 }
 
-/// A non-blocking listener with a large backlog (mio's own `bind` uses 128).
 /// Passive ports when none are configured: the system's ephemeral range, walked in turn by
 /// `bind_passive`. Asking the kernel for port 0 instead makes it search for a free port, and
 /// with tens of thousands of TIME_WAIT sockets from finished transfers that search dominated
@@ -664,6 +672,7 @@ fn span(range: &RangeInclusive<u16>) -> u32 {
     u32::from(*range.end() - *range.start()) + 1
 }
 
+/// A non-blocking listener with a large backlog (mio's own `bind` uses 128).
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;

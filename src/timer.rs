@@ -68,6 +68,17 @@ impl<T> Timers<T> {
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Drops the entries `keep` rejects: the owner's way to shed stale entries in one O(n) pass
+    /// when they pile up, instead of paying for removal on every re-arm.
+    pub fn retain(&mut self, mut keep: impl FnMut(Instant, &T) -> bool) {
+        self.heap.retain(|Reverse(entry)| keep(entry.at, &entry.item));
+        self.heap.shrink_to_fit();
+    }
 }
 
 /// The shorter of two optional timeouts (`None` means "no limit").
@@ -97,6 +108,19 @@ mod tests {
         assert_eq!(timers.next_timeout(t0 + Duration::from_secs(5)), Some(Duration::ZERO));
         assert_eq!(timers.expired(t0 + Duration::from_secs(5)), [(t0 + Duration::from_secs(3), "c")]);
         assert!(timers.is_empty());
+    }
+
+    #[test]
+    fn retain_sheds_entries_and_keeps_order() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        for i in 0..100u64 {
+            timers.schedule(t0 + Duration::from_secs(100 - i), i);
+        }
+        timers.retain(|_, item| item % 10 == 0);
+        assert_eq!(timers.len(), 10);
+        let items: Vec<u64> = timers.expired(t0 + Duration::from_secs(1000)).into_iter().map(|(_, i)| i).collect();
+        assert_eq!(items, [90, 80, 70, 60, 50, 40, 30, 20, 10, 0]);
     }
 
     #[test]

@@ -30,6 +30,16 @@ fn a_connection_that_never_logs_in_is_closed_even_if_it_keeps_talking() {
 }
 
 #[test]
+fn rein_opens_a_fresh_login_window() {
+    let server = TestServer::start_with("rein-window", |cfg| cfg.login_timeout = 1);
+    let mut c = Raw::anonymous(server.addr);
+    std::thread::sleep(std::time::Duration::from_millis(1500)); // older than the login window
+    c.expect_cmd("REIN", 220);
+    c.expect_cmd("USER anonymous", 331);
+    c.expect_cmd("PASS x", 230);
+}
+
+#[test]
 fn a_passive_port_nobody_connects_to_fails_the_transfer_with_425() {
     let server = TestServer::start_with("pasv-timeout", |cfg| cfg.data_timeout = 1);
     server.root.write("f", b"x");

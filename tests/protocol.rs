@@ -287,6 +287,7 @@ fn nlst_and_list_expand_wildcards() {
     };
     assert_eq!(sorted(c.download("NLST *.txt")), ["a.txt", "b.txt"]);
     assert_eq!(sorted(c.download("NLST sub/*.txt")), ["sub/d.txt"]);
+    assert_eq!(sorted(c.download("NLST sub/*.txt/")), ["sub/d.txt"], "a trailing slash names the same pattern");
     assert_eq!(sorted(c.download("NLST ?.bin")), ["c.bin"]);
     let long = sorted(c.download("LIST *.bin"));
     assert!(long.len() == 1 && long[0].ends_with(" c.bin"), "{long:?}");

@@ -31,7 +31,8 @@ pub struct Control {
     /// The last read stopped before `WouldBlock`, so no readiness edge will remind us.
     unread: bool,
     peer_closed: bool,
-    pub connected_at: Instant,
+    /// When the current login window opened: at connect, and again at `REIN`.
+    pub login_window_from: Instant,
     /// When the last command arrived: the idle timeout counts from here.
     pub last_command: Instant,
 }
@@ -48,7 +49,7 @@ impl Control {
             held: None,
             unread: false,
             peer_closed: false,
-            connected_at: Instant::now(),
+            login_window_from: Instant::now(),
             last_command: Instant::now(),
         }
     }
@@ -147,6 +148,9 @@ impl Control {
             if !self.session.can_handle_now(&cmd) {
                 self.held = Some(cmd);
                 break;
+            }
+            if cmd == Command::Rein {
+                self.login_window_from = Instant::now();
             }
             effect = match self.session.handle(cmd) {
                 Effect::None => None,

@@ -61,7 +61,7 @@ impl Conn {
             Conn::Control(c) if c.session.is_transferring() => None,
             Conn::Control(c) if c.session.is_logged_in() => Some(c.last_command + timeouts.idle),
             // Commands do not extend the login window: a client cannot linger unauthenticated.
-            Conn::Control(c) => Some(c.connected_at + timeouts.login),
+            Conn::Control(c) => Some(c.login_window_from + timeouts.login),
             Conn::Passive(p) => Some(p.opened_at + timeouts.data),
             Conn::Data(d) => Some(d.last_progress + timeouts.data),
         }

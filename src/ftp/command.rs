@@ -137,7 +137,8 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
     };
     let arg = arg.filter(|a| !a.is_empty());
     let verb = verb.to_ascii_uppercase();
-    let verb = std::str::from_utf8(&verb).unwrap_or("");
+    // A verb that is not even text is an unknown command (502), not an empty one.
+    let verb = std::str::from_utf8(&verb).unwrap_or("\u{fffd}");
     let text = || arg.map(|a| String::from_utf8_lossy(a).into_owned());
     let required = || arg.map(<[u8]>::to_vec).ok_or_else(|| syntax("This command needs an argument."));
     let none = |cmd: Command| {
@@ -275,6 +276,12 @@ mod tests {
         assert_eq!(ok("xcwd /a b"), Cwd(b"/a b".to_vec()));
         assert_eq!(ok("XCUP"), Cdup);
         assert_eq!(ok("XMKD new"), Mkd(b"new".to_vec()));
+    }
+
+    #[test]
+    fn a_verb_that_is_not_text_is_unknown_not_empty() {
+        assert_eq!(parse(b"\xff\xfe x").unwrap_err().code, Code::NotImplemented);
+        assert_eq!(parse(b"").unwrap_err().code, Code::SyntaxError);
     }
 
     #[test]

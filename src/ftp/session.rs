@@ -568,6 +568,7 @@ impl Session {
             && self.settings.root.metadata(&path).is_err()
         {
             pattern = Some(path.file_name().to_vec());
+            let a = a.strip_suffix(b"/").unwrap_or(a); // `NLST sub/*.txt/` names the same pattern
             let dir = a.iter().rposition(|&b| b == b'/').map(|i| a[..i.max(1)].to_vec());
             path = path.parent();
             arg = dir;
