@@ -136,7 +136,7 @@ fn soak() {
         problems.push(format!("the server exited during the soak: {status}"));
     }
     let log = server.log.lock().unwrap().clone();
-    problems.extend(log.panics.iter().map(|l| format!("server stderr: {l}")));
+    problems.extend(log.panics.iter().chain(&log.suspicious).map(|l| format!("server stderr: {l}")));
 
     // Every connection, listener and file the soak made the server open is closed again.
     let (fds_after, settled) = server.settle_fds(fds_base);
@@ -169,6 +169,10 @@ fn soak() {
         if std::fs::read(root.join(&f.name)).ok().as_deref() != Some(&f.bytes[..]) {
             problems.push(format!("fixture {} changed", f.name));
         }
+    }
+    let left: Vec<_> = std::fs::read_dir(root.join("dirs")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    if !left.is_empty() {
+        problems.push(format!("directories made and removed in one go are still there: {left:?}"));
     }
 
     let s = &round.stats;
@@ -206,8 +210,8 @@ fn soak() {
     println!(
         "soak: server fds: idle {fds_idle}, baseline {fds_base}, peak {fds_peak}, after {fds_after}; \
          RSS: baseline {rss_base} KiB, peak {rss_peak} KiB, after {rss_after} KiB (limit {rss_limit} KiB); \
-         threads peak {threads_peak}; {} log lines",
-        log.lines
+         threads peak {threads_peak}; {} log lines, {} warnings",
+        log.lines, log.warnings
     );
     println!("soak: every 5 s, server RSS (KiB) and commands answered so far: {rss_curve:?}");
     assert!(problems.is_empty(), "soak found {} problem(s):\n{}", problems.len(), problems.join("\n"));
@@ -228,9 +232,17 @@ struct ServerProcess {
 #[derive(Clone, Default)]
 struct LogScan {
     lines: u64,
+    warnings: u64,
     /// Lines that mention a panic.
     panics: Vec<String>,
+    /// Lines that should not appear in a soak on loopback with plenty of disk: errors, local
+    /// file errors, failed accepts or registrations.
+    suspicious: Vec<String>,
 }
+
+/// What makes a server log line suspicious here (see `LogScan::suspicious`).
+const SUSPICIOUS: &[&str] =
+    &[" ERROR ", "local error", "accept failed", "cannot register", "cannot open a passive", "foreign address"];
 
 impl ServerProcess {
     /// Starts the binary on an ephemeral loopback port. Its stderr is read continuously by a
@@ -265,8 +277,12 @@ impl ServerProcess {
                     }
                     let mut log = log.lock().unwrap();
                     log.lines += 1;
+                    log.warnings += u64::from(text.contains(" WARN "));
                     if text.contains("panicked") && log.panics.len() < 20 {
                         log.panics.push(text.trim_end().to_string());
+                    }
+                    if SUSPICIOUS.iter().any(|s| text.contains(s)) && log.suspicious.len() < 20 {
+                        log.suspicious.push(text.trim_end().to_string());
                     }
                     drop(log);
                     line.clear();
@@ -354,10 +370,17 @@ fn count_fds(pid: u32) -> Option<u64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
 }
 
-/// What the server's fds point at, for the message of a leak.
-fn fd_targets(pid: u32) -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
-    dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok()).map(|p| p.display().to_string()).collect()
+/// What the server's fds point at, counted by kind (`socket`, `pipe`, a file's path…), for the
+/// message of a leak.
+fn fd_targets(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut kinds = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            let target = target.display().to_string();
+            *kinds.entry(target.split(":[").next().unwrap_or_default().to_string()).or_insert(0) += 1;
+        }
+    }
+    kinds
 }
 
 /// A `kB` (or plain number) field of `/proc/PID/status`.
@@ -400,13 +423,45 @@ fn make_fixtures(root: &TempRoot) -> Vec<Fixture> {
         .enumerate()
         .map(|(i, (name, len))| Fixture { name: name.to_string(), bytes: random_bytes(*len, 1000 + i as u64) })
         .collect();
+    let mut fixtures = fixtures;
+    fixtures.push(Fixture { name: TEXT.to_string(), bytes: text_file() });
     for f in &fixtures {
         root.write(&f.name, &f.bytes);
     }
+    std::fs::create_dir_all(root.join("dirs")).unwrap();
     for i in 0..MANY {
         root.write(&format!("many/m{i:03}"), format!("{i}\n").as_bytes());
     }
     fixtures
+}
+
+/// A text file for TYPE A downloads: LF lines, a few CRLF ones and stray CRs, over many chunks.
+const TEXT: &str = "text.txt";
+
+fn text_file() -> Vec<u8> {
+    let mut rng = Rng::new(7);
+    let mut text = Vec::new();
+    for i in 0..6000 {
+        text.extend(format!("line {i}: {}", "x".repeat(rng.below(60) as usize)).bytes());
+        text.extend_from_slice(match rng.below(20) {
+            0 => b"\r\n",
+            1 => b"\r",
+            _ => b"\n",
+        });
+    }
+    text
+}
+
+/// `bytes` as a TYPE A download carries them: every LF not already after a CR becomes CRLF.
+fn crlf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() * 11 / 10);
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' && (i == 0 || bytes[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
 }
 
 const MANY: usize = 500;
@@ -649,6 +704,7 @@ enum Op {
     BadPort,
     Pipeline,
     DanglingPassive,
+    Rein,
     Quit,
     HangUp,
 }
@@ -667,6 +723,7 @@ const MIX: &[(Op, u64)] = &[
     (Op::BadPort, 5),
     (Op::Pipeline, 4),
     (Op::DanglingPassive, 3),
+    (Op::Rein, 2),
     (Op::Quit, 5),
     (Op::HangUp, 2),
 ];
@@ -776,6 +833,15 @@ impl Worker {
             Op::BadPort => self.bad_port(c),
             Op::Pipeline => self.pipeline(c),
             Op::DanglingPassive => self.dangling_passive(c),
+            Op::Rein => {
+                // Back to square one, as another user perhaps.
+                c.expect("REIN", &[220])?;
+                c.expect("PWD", &[530])?;
+                self.login(c)?;
+                let pwd = c.expect("PWD", &[257])?;
+                check(pwd.starts_with("\"/\""), || format!("PWD after REIN: {pwd}"))?;
+                Ok(Next::Continue)
+            }
             Op::Quit => self.quit(c).map(|()| Next::Ended),
             Op::HangUp => {
                 // Half a command, then gone.
@@ -789,7 +855,20 @@ impl Worker {
 
     fn browse(&mut self, c: &mut Ctl) -> Res<Next> {
         for _ in 0..1 + self.rng.below(6) {
-            match self.rng.below(10) {
+            match self.rng.below(11) {
+                10 if self.writable => {
+                    self.uploads += 1;
+                    let dir = format!("/dirs/c{}-{}", self.id, self.uploads);
+                    c.expect(&format!("MKD {dir}"), &[257])?;
+                    c.expect(&format!("CWD {dir}"), &[250])?;
+                    let pwd = c.expect("PWD", &[257])?;
+                    check(pwd.starts_with(&format!("\"{dir}\"")), || format!("PWD in {dir}: {pwd}"))?;
+                    c.expect("CWD /", &[250])?;
+                    c.expect(&format!("RMD {dir}"), &[250])?;
+                }
+                10 => {
+                    c.expect("MKD /dirs/anon", &[550])?;
+                }
                 0 => {
                     c.expect("CWD /dir", &[250])?;
                     let pwd = c.expect("PWD", &[257])?;
@@ -861,6 +940,19 @@ impl Worker {
     }
 
     fn retr(&mut self, c: &mut Ctl) -> Res<Next> {
+        if self.rng.percent(10) {
+            let text = self.sh.fixtures.iter().find(|f| f.name == TEXT).map(|f| crlf(&f.bytes)).unwrap_or_default();
+            c.expect("TYPE A", &[200])?;
+            let data = self.open_data(c)?;
+            let cmd = format!("RETR /{TEXT}");
+            c.expect(&cmd, &[150])?;
+            let got = verify_stream(&mut data.connect()?, &text, &format!("{cmd} in TYPE A"))?;
+            c.reply_in(&cmd, &[226])?;
+            c.expect("TYPE I", &[200])?;
+            self.sh.stats.down_bytes.add(got as u64);
+            self.sh.stats.downloads.add(1);
+            return Ok(Next::Continue);
+        }
         let f = self.rng.below(self.sh.fixtures.len() as u64) as usize;
         let (name, len) = (self.sh.fixtures[f].name.clone(), self.sh.fixtures[f].bytes.len());
         let offset = if self.rng.percent(15) && len > 0 { self.rng.below(len as u64) as usize } else { 0 };
