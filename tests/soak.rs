@@ -1,9 +1,11 @@
 //! Soak: the real `mioftpd` binary under a couple of hundred concurrent clients doing a random
 //! mix of everything — logins, navigation, listings, downloads, uploads, transfers cut off or
-//! aborted halfway, garbage lines, bad `PORT`s — for a bounded time. Afterwards the server must
-//! still be alive (and never have panicked), every command must have been answered, its open
-//! file descriptors and memory must be back to the baseline, and every upload on disk must be
-//! absent or complete, with no temporary `.part` file left behind.
+//! aborted halfway, garbage lines, bad `PORT`s — for a bounded time, next to one session that
+//! lasts the whole run (and once older than the login timeout starts over with `REIN`, so runs
+//! shorter than about 35 s skip that). Afterwards the server must still be alive (and never have
+//! panicked), every command must have been answered, its open file descriptors and memory must
+//! be back to the baseline, and every upload on disk must be absent or complete, with no
+//! temporary `.part` file left behind.
 //!
 //! Opt-in, because it runs for a minute:
 //!
@@ -29,6 +31,8 @@ use std::time::{Duration, Instant};
 /// A command, a data connection or an active-mode connect that takes longer than this is a
 /// failure ("session not answered"), never a hang.
 const PATIENCE: Duration = Duration::from_secs(30);
+/// The server's login, idle and data timeouts: as long as a client waits for an answer.
+const SERVER_TIMEOUT: Duration = PATIENCE;
 /// How long the server gets to release everything once the clients are gone.
 const SETTLE: Duration = Duration::from_secs(10);
 /// Bounds on each worker, besides the deadline: sessions, and operations in one session.
@@ -57,6 +61,7 @@ fn soak() {
     let users = TempRoot::new("soak-users");
     let hash = mioftpd::auth::hash_password("pw").unwrap();
     std::fs::write(users.join("users"), format!("alice:{hash}:rw\n")).unwrap();
+    let timeout = SERVER_TIMEOUT.as_secs().to_string();
     let mut server = ServerProcess::spawn(&[
         "--root",
         root.path.to_str().unwrap(),
@@ -67,16 +72,16 @@ fn soak() {
         "100000",
         "--max-per-ip",
         "100000",
-        // Short timeouts (no client here is ever silent for more than a moment): the loop's timer
-        // heap keeps an entry until its deadline passes even when the connection is long gone,
-        // so with the default 300 s idle timeout it grows for five minutes at a steady rate —
-        // bounded, but over a one-minute soak indistinguishable from a leak.
+        // Short timeouts (no client here is silent for long): the loop's timer heap keeps an entry
+        // until its deadline passes even when the connection is long gone, so with the default
+        // 300 s idle timeout it grows for five minutes at a steady rate — bounded, but over a
+        // one-minute soak indistinguishable from a leak.
         "--login-timeout",
-        "15",
+        &timeout,
         "--idle-timeout",
-        "15",
+        &timeout,
         "--data-timeout",
-        "15",
+        &timeout,
         "--failed-login-delay",
         "100",
         "--max-login-failures",
@@ -597,8 +602,17 @@ struct Shared {
     dead_port: Option<u16>,
 }
 
-/// Runs clients `first_id..first_id + clients` until the round's deadline; each stops by itself.
+/// Runs clients `first_id..first_id + clients`, and one long session, until the round's
+/// deadline; each stops by itself.
 fn run_round(shared: Arc<Shared>, seed: u64, clients: u64, first_id: u64) -> Round {
+    let long = {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = long_session(&shared) {
+                shared.fail(format!("the long session: {e}"));
+            }
+        })
+    };
     let workers: Vec<_> = (first_id..first_id + clients)
         .map(|c| {
             let shared = shared.clone();
@@ -613,8 +627,44 @@ fn run_round(shared: Arc<Shared>, seed: u64, clients: u64, first_id: u64) -> Rou
             shared.fail(format!("client {c}: its thread panicked"));
         }
     }
+    if long.join().is_err() {
+        shared.fail("the long session: its thread panicked".into());
+    }
     let (failure_count, failures) = std::mem::take(&mut *shared.failures.lock().unwrap());
     Round { stats: shared.stats.clone(), failures, failure_count }
+}
+
+/// One session that lasts the whole round, saying something every two seconds: its commands
+/// keep it alive past the idle timeout, and once it is older than the login timeout it starts
+/// over with REIN and logs in again, which must work (RFC 959: REIN leaves the control
+/// connection open for a new USER).
+fn long_session(sh: &Shared) -> Res<()> {
+    let started = Instant::now();
+    sh.stats.sessions.add(1);
+    let mut c = Ctl::connect(sh.addr)?;
+    let result = (|| {
+        c.expect("USER alice", &[331])?;
+        c.expect("PASS pw", &[230])?;
+        let mut reinitialized = false;
+        for turn in 0..100_000u64 {
+            if Instant::now() + Duration::from_secs(2) >= sh.deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+            if !reinitialized && started.elapsed() > SERVER_TIMEOUT + Duration::from_secs(2) {
+                let age = started.elapsed().as_secs();
+                c.expect("REIN", &[220])?;
+                c.expect("USER anonymous", &[331]).map_err(|e| format!("after REIN in a session {age} s old: {e}"))?;
+                c.expect("PASS long@", &[230])?;
+                reinitialized = true;
+            }
+            c.expect(["NOOP", "PWD", "STAT"][turn as usize % 3], &[200, 257, 211])?;
+        }
+        c.expect("QUIT", &[221])?;
+        c.expect_eof("QUIT")
+    })();
+    sh.stats.commands.add(c.commands);
+    result
 }
 
 impl Shared {
