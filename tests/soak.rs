@@ -31,6 +31,14 @@ use std::time::{Duration, Instant};
 /// A command, a data connection or an active-mode connect that takes longer than this is a
 /// failure ("session not answered"), never a hang.
 const PATIENCE: Duration = Duration::from_secs(30);
+/// Port ranges, below the usual ephemeral range (32768-60999): the server's passive ports, the
+/// clients' own listeners for PORT (a slice of `PORT_SLICE` per client), and below both the
+/// closed port that PORT is sent to on purpose.
+const PASV_PORTS: &str = "20000-29999";
+const PORT_BASE: u16 = 10_000;
+const PORT_SLICE: u16 = 50;
+const PORT_SLICES: u64 = 200; // up to 20000, where the passive ports start
+const DEAD_PORTS: std::ops::Range<u16> = 1024..PORT_BASE;
 /// The server's login, idle and data timeouts: as long as a client waits for an answer.
 const SERVER_TIMEOUT: Duration = PATIENCE;
 /// How long the server gets to release everything once the clients are gone.
@@ -82,6 +90,14 @@ fn soak() {
         &timeout,
         "--data-timeout",
         &timeout,
+        // Passive ports from a range rather than chosen by the kernel. A kernel-chosen port must
+        // not be held by any socket at all, TIME_WAIT ones included (unless the sysctl
+        // net.ipv4.ip_autobind_reuse is set), and the soak leaves tens of thousands of those
+        // behind for a minute: a second run right after the first, or a busy neighbour, would
+        // run out of ephemeral ports and get 425s. Ports named explicitly are bound with
+        // SO_REUSEADDR, which TIME_WAIT does not block.
+        "--pasv-ports",
+        PASV_PORTS,
         "--failed-login-delay",
         "100",
         "--max-login-failures",
@@ -155,9 +171,9 @@ fn soak() {
     // Memory: a process never gives every page back (glibc keeps freed heap, the slab and the
     // timer heap keep their high-water capacity), so the baseline is taken after a warm-up at
     // full concurrency and the slack is 8 MiB (or half the baseline, if that is more). Clean
-    // one-minute runs end 1-3 MiB over the baseline (about 5 MiB); a one-minute run makes some
-    // 15 000 sessions and 15 000 transfers, so leaking more than ~600 bytes a session, or one
-    // 64 KiB transfer buffer in a hundred, fails.
+    // one-minute runs end 1-3 MiB over the baseline (4-7 MiB) and make 15 000 to 30 000
+    // sessions and as many transfers, so leaking more than ~600 bytes a session, or one 64 KiB
+    // transfer buffer in a hundred, fails.
     let rss_limit = rss_base + (rss_base / 2).max(8 * 1024);
     let rss_after = server.settle_rss(rss_limit);
     if rss_after > rss_limit {
@@ -695,15 +711,33 @@ impl Shared {
     }
 }
 
-/// A port in 1024..ephemeral-low that refuses connections now. Nothing binds there implicitly,
-/// so (unlike a just-closed ephemeral port) no passive listener of the server can take it over.
+/// A port in `DEAD_PORTS` that refuses connections now. Nothing in the soak binds there, and the
+/// kernel does not hand it out, so no listener of ours can take it over midway.
 fn dead_port() -> Option<u16> {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    let low: u16 = range.split_whitespace().next()?.parse().ok()?;
     let mut rng = Rng::new(u64::from(std::process::id()));
-    (0..50).map(|_| 1024 + rng.below(u64::from(low.saturating_sub(1024)).max(1)) as u16).find(
+    let span = u64::from(DEAD_PORTS.end - DEAD_PORTS.start);
+    (0..50).map(|_| DEAD_PORTS.start + rng.below(span) as u16).find(
         |&port| matches!(TcpStream::connect(("127.0.0.1", port)), Err(e) if e.kind() == ErrorKind::ConnectionRefused),
     )
+}
+
+/// A listener for PORT on one of this client's own ports, with SO_REUSEADDR so that the
+/// TIME_WAIT of its previous connections does not get in the way.
+fn bind_port_listener(client: u64, cursor: &mut u16) -> Res<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let slice = PORT_BASE + (client % PORT_SLICES) as u16 * PORT_SLICE;
+    let mut last = None;
+    for _ in 0..PORT_SLICE {
+        *cursor = (*cursor + 1) % PORT_SLICE;
+        let addr = SocketAddr::from(([127, 0, 0, 1], slice + *cursor));
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
+        socket.set_reuse_address(true).map_err(|e| e.to_string())?;
+        match socket.bind(&addr.into()).and_then(|()| socket.listen(8)) {
+            Ok(()) => return Ok(socket.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(format!("bind for PORT: no free port in {slice}..{}: {last:?}", slice + PORT_SLICE))
 }
 
 /// splitmix64: small, seedable, good enough to pick operations.
@@ -785,12 +819,14 @@ struct Worker {
     /// Uploads made so far: part of every upload's name, so no two are alike.
     uploads: u64,
     writable: bool,
+    /// The last of this client's PORT ports used.
+    port_cursor: u16,
 }
 
 impl Worker {
     fn new(id: u64, seed: u64, sh: Arc<Shared>) -> Worker {
         let rng = Rng::new(seed ^ id.wrapping_mul(0xd6e8_feb8_6659_fd93));
-        Worker { id, rng, sh, uploads: 0, writable: false }
+        Worker { id, rng, sh, uploads: 0, writable: false, port_cursor: 0 }
     }
 
     fn run(mut self) {
@@ -1316,7 +1352,7 @@ impl Worker {
     /// EPSV, PASV or PORT; the connection is made (or accepted) after the command is sent.
     fn open_data(&mut self, c: &mut Ctl) -> Res<Pending> {
         if self.rng.percent(10) {
-            let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind for PORT: {e}"))?;
+            let listener = bind_port_listener(self.id, &mut self.port_cursor)?;
             let port = listener.local_addr().map_err(|e| e.to_string())?.port();
             c.expect(&format!("PORT 127,0,0,1,{},{}", port >> 8, port & 0xff), &[200])?;
             return Ok(Pending::Accept(listener));
