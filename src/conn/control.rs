@@ -30,6 +30,10 @@ pub struct Control {
     held: Option<Command>,
     /// The last read stopped before `WouldBlock`, so no readiness edge will remind us.
     unread: bool,
+    /// Whether a read may find input: false from a `WouldBlock` until the poll reports the
+    /// socket readable again. Runs without new input (a transfer ended, a verdict arrived)
+    /// then skip the read that would only say `WouldBlock` once more.
+    pub readable: bool,
     peer_closed: bool,
     /// When the current login window opened: at connect, and again at `REIN`.
     pub login_window_from: Instant,
@@ -48,6 +52,7 @@ impl Control {
             written: 0,
             held: None,
             unread: false,
+            readable: true,
             peer_closed: false,
             login_window_from: Instant::now(),
             last_command: Instant::now(),
@@ -69,7 +74,11 @@ impl Control {
             return Outcome::Close;
         }
         let effect = self.process();
-        if let Err(e) = self.write() {
+        // A transfer about to start holds its 150 back for a moment: the loop starts the
+        // transfer right away and runs this connection again, so a small file's 226 joins the
+        // 150 in one write (one packet, one wakeup of the client) instead of two.
+        let starting = matches!(effect, Some(Effect::Start(..)));
+        if let Err(e) = if starting { Ok(()) } else { self.write() } {
             debug!("[#{}] control write error: {e}", self.session.id);
             return Outcome::Close;
         }
@@ -100,7 +109,7 @@ impl Control {
     fn read(&mut self) -> io::Result<()> {
         let mut chunk = [0u8; 4096];
         self.unread = false;
-        while !self.peer_closed {
+        while !self.peer_closed && self.readable {
             if !self.input.wants_input() {
                 self.unread = true;
                 return Ok(());
@@ -112,7 +121,10 @@ impl Control {
                     self.input.push(&chunk[..n]);
                 }
                 // Drained: mio will report the next readable edge.
-                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) if would_block(&e) => {
+                    self.readable = false;
+                    return Ok(());
+                }
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
             }

@@ -98,7 +98,7 @@ impl Data {
     pub fn start(&mut self, job: Job) {
         self.last_progress = Instant::now();
         self.buf = match job {
-            Job::Send(Source::ZeroCopy(_)) => None,
+            Job::Send(Source::ZeroCopy { .. }) => None,
             _ => Some(Buffer::with_capacity(CHUNK)),
         };
         self.state = match job {
@@ -125,7 +125,7 @@ impl Data {
                 self.state = State::Idle;
                 Outcome::Wait
             }
-            State::Sending(Source::ZeroCopy(file)) => self.send_zero_copy(file),
+            State::Sending(Source::ZeroCopy { file, left }) => self.send_zero_copy(file, left),
             State::Sending(source) => self.send(source),
             State::Receiving(sink) => self.receive(sink),
             State::Done => Outcome::Wait,
@@ -183,28 +183,31 @@ impl Data {
         }
     }
 
-    /// `sendfile` from the file's current position (after any `REST`) until it returns 0 (end of
-    /// file), within the same per-turn budget as the buffered path.
-    fn send_zero_copy(&mut self, file: File) -> Outcome {
+    /// `sendfile` from the file's current position (after any `REST`) until `left` bytes are
+    /// sent or the file ends early, within the same per-turn budget as the buffered path.
+    fn send_zero_copy(&mut self, file: File, mut left: u64) -> Outcome {
         let mut moved = 0;
         loop {
-            match rustix::fs::sendfile(&self.stream, &file, None, TURN_BUDGET - moved) {
+            let want = (TURN_BUDGET - moved).min(usize::try_from(left).unwrap_or(usize::MAX));
+            let sent = if want == 0 { Ok(0) } else { rustix::fs::sendfile(&self.stream, &file, None, want) };
+            match sent {
                 Ok(0) => {
                     let _ = self.stream.shutdown(Shutdown::Write);
                     return Outcome::Finished(Ok(self.bytes));
                 }
                 Ok(n) => {
                     self.bytes += n as u64;
+                    left -= n as u64;
                     moved += n;
                     self.last_progress = Instant::now();
-                    if moved >= TURN_BUDGET {
-                        self.state = State::Sending(Source::ZeroCopy(file));
+                    if moved >= TURN_BUDGET && left > 0 {
+                        self.state = State::Sending(Source::ZeroCopy { file, left });
                         return Outcome::Again;
                     }
                 }
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => {
-                    self.state = State::Sending(Source::ZeroCopy(file));
+                    self.state = State::Sending(Source::ZeroCopy { file, left });
                     return Outcome::Wait;
                 }
                 // One call reads the file and writes the socket; the errno tells which failed.

@@ -76,6 +76,13 @@ impl Conn {
         }
     }
 
+    /// The poll reported new input (or a hang-up) on this slot's socket.
+    pub fn became_readable(&mut self) {
+        if let Conn::Control(control) = self {
+            control.readable = true;
+        }
+    }
+
     pub fn ready(&mut self) -> Outcome {
         match self {
             Conn::Control(control) => control.ready(),

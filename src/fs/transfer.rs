@@ -40,14 +40,23 @@ pub enum Source {
     },
     /// A binary download that the data connection hands to the kernel (`sendfile`), which
     /// copies page-cache pages to the socket with no buffer of ours and no copy through user space.
-    ZeroCopy(File),
+    /// `left` counts down from the size at `RETR` time, so the end needs no extra call to find.
+    ZeroCopy {
+        file: File,
+        left: u64,
+    },
     Listing(Box<Listing>),
 }
 
 impl Source {
-    /// A download of `file`; `zero_copy` allows `Source::ZeroCopy` where the bytes go unchanged.
-    pub fn file(file: File, ascii: bool, zero_copy: bool) -> Source {
-        if zero_copy && !ascii { Source::ZeroCopy(file) } else { Source::File { file, ascii, prev_cr: false } }
+    /// A download of `file`, `size` bytes from its current position; `zero_copy` allows
+    /// `Source::ZeroCopy` where the bytes go unchanged.
+    pub fn file(file: File, size: u64, ascii: bool, zero_copy: bool) -> Source {
+        if zero_copy && !ascii {
+            Source::ZeroCopy { file, left: size }
+        } else {
+            Source::File { file, ascii, prev_cr: false }
+        }
     }
 
     /// Adds the next chunk to `buf`. Returns the bytes added; 0 means the source is exhausted.
@@ -55,7 +64,7 @@ impl Source {
         let space = buf.space();
         let n = match self {
             Source::Listing(listing) => listing.produce(space)?,
-            Source::File { file, ascii: false, .. } | Source::ZeroCopy(file) => read_retrying(file, space)?,
+            Source::File { file, ascii: false, .. } | Source::ZeroCopy { file, .. } => read_retrying(file, space)?,
             Source::File { file, ascii: true, prev_cr } => {
                 // Read at most half the space: LF → CRLF can double the bytes.
                 let half = space.len() / 2;

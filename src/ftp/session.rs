@@ -403,6 +403,11 @@ impl Session {
         }
     }
 
+    /// The server's address as this client reached it.
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }
@@ -594,12 +599,16 @@ impl Session {
         self.data_target()?;
         let path = self.cwd.join(arg);
         let mut file = self.settings.root.open(&path).map_err(|e| Reply::from_io(&e))?;
-        if !file.metadata().map_err(|e| Reply::from_io(&e))?.is_file() {
+        let meta = file.metadata().map_err(|e| Reply::from_io(&e))?;
+        if !meta.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
         }
-        file.seek(SeekFrom::Start(offset))
-            .map_err(|_| Reply::new(Code::RequestedActionNotTaken, "Invalid restart position."))?;
-        self.start(Job::Send(Source::file(file, self.repr == Repr::Ascii, self.settings.zero_copy)), "RETR", path)
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|_| Reply::new(Code::RequestedActionNotTaken, "Invalid restart position."))?;
+        }
+        let size = meta.len().saturating_sub(offset);
+        self.start(Job::Send(Source::file(file, size, self.repr == Repr::Ascii, self.settings.zero_copy)), "RETR", path)
     }
 
     fn store(&mut self, arg: &[u8], how: Store) -> Handled {
