@@ -92,9 +92,10 @@ pub struct Config {
     /// Started as root (to bind port 21), switch to this account right after binding.
     #[arg(long, value_name = "USER")]
     pub run_as: Option<String>,
-    /// Send binary downloads through a 64 KiB buffer instead of `sendfile` (for comparison).
+    /// Move binary transfers through a 64 KiB buffer of ours instead of inside the kernel
+    /// (`sendfile` for downloads, `splice` for uploads); for comparison.
     #[arg(long)]
-    pub no_sendfile: bool,
+    pub no_zero_copy: bool,
 }
 
 impl Config {
@@ -117,7 +118,7 @@ impl Config {
             shutdown_grace: 30,
             credential_cache_secs: 300,
             run_as: None,
-            no_sendfile: false,
+            no_zero_copy: false,
         }
     }
 

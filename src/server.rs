@@ -139,7 +139,7 @@ impl Server {
             anonymous: config.anonymous_allowed(),
             pasv_address: config.pasv_address,
             max_login_failures: config.max_login_failures,
-            zero_copy: !config.no_sendfile,
+            zero_copy: !config.no_zero_copy,
         };
         Ok(Server {
             poll,

@@ -9,16 +9,16 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 #[test]
 fn multi_mib_retr_is_byte_exact() {
     // Both download paths: sendfile (the default) and the 64 KiB buffer (`--no-sendfile`).
-    for no_sendfile in [false, true] {
-        let server = TestServer::start_with("retr", |cfg| cfg.no_sendfile = no_sendfile);
+    for no_zero_copy in [false, true] {
+        let server = TestServer::start_with("retr", |cfg| cfg.no_zero_copy = no_zero_copy);
         let content = random_bytes(9 * 1024 * 1024 + 123, 7);
         server.root.write("big.bin", &content);
         let mut c = Raw::anonymous(server.addr);
         c.expect_cmd("TYPE I", 200);
         assert_eq!(c.cmd("SIZE big.bin").1, content.len().to_string());
-        assert!(c.download("RETR big.bin") == content, "download differs (no_sendfile: {no_sendfile})");
+        assert!(c.download("RETR big.bin") == content, "download differs (no_zero_copy: {no_zero_copy})");
         c.expect_cmd("REST 5000001", 350);
-        assert!(c.download("RETR big.bin") == content[5_000_001..], "resumed download (no_sendfile: {no_sendfile})");
+        assert!(c.download("RETR big.bin") == content[5_000_001..], "resumed download (no_zero_copy: {no_zero_copy})");
         server.root.write("empty", b"");
         assert!(c.download("RETR empty").is_empty());
     }
@@ -162,15 +162,23 @@ fn ascii_mode_converts_line_endings_across_chunk_edges() {
 
 #[test]
 fn stor_is_byte_exact_and_replaces_atomically() {
-    let server = TestServer::with_users("stor");
-    let content = random_bytes(6 * 1024 * 1024 + 5, 5);
-    server.root.write("target.bin", b"old content");
-    let mut c = server.login("alice");
-    c.expect_cmd("TYPE I", 200);
-    c.upload("STOR target.bin", &content);
-    assert!(server.root.read("target.bin") == content);
-    let names: Vec<_> = std::fs::read_dir(&server.root.path).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 1, "no temporary files left behind: {names:?}");
+    // Both upload paths: splice (the default) and the 64 KiB buffer (`--no-zero-copy`).
+    for no_zero_copy in [false, true] {
+        let server = TestServer::with_users_and("stor", |cfg| cfg.no_zero_copy = no_zero_copy);
+        let content = random_bytes(6 * 1024 * 1024 + 5, 5);
+        server.root.write("target.bin", b"old content");
+        let mut c = server.login("alice");
+        c.expect_cmd("TYPE I", 200);
+        c.upload("STOR target.bin", &content);
+        assert!(server.root.read("target.bin") == content, "no_zero_copy: {no_zero_copy}");
+        c.expect_cmd("REST 1000000", 350);
+        c.upload("STOR target.bin", &content[1_000_000..2_000_000]);
+        c.upload("APPE target.bin", b"tail");
+        let expected = [&content[..2_000_000], b"tail"].concat();
+        assert!(server.root.read("target.bin") == expected, "resumed upload, no_zero_copy: {no_zero_copy}");
+        let names: Vec<_> = std::fs::read_dir(&server.root.path).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "no temporary files left behind: {names:?}");
+    }
 }
 
 #[test]

@@ -18,9 +18,11 @@ use log::trace;
 use mio::Token;
 use mio::net::TcpStream;
 use rustix::io::Errno;
+use rustix::pipe::{PipeFlags, SpliceFlags};
 use std::fs::File;
 use std::io;
 use std::net::Shutdown;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 /// Bytes one data connection may move per loop turn before yielding to others.
@@ -41,6 +43,9 @@ pub struct Data {
     state: State,
     /// Allocated when a transfer starts, so an idle session holds no transfer buffer.
     buf: Option<Buffer>,
+    /// For uploads spliced into the file: the kernel moves socket pages into this pipe and
+    /// from it into the file, never through our memory.
+    pipe: Option<Pipe>,
     bytes: u64,
     /// When bytes last moved (or the connection began): the stall timeout counts from here.
     pub last_progress: Instant,
@@ -55,6 +60,7 @@ impl Data {
             session_id,
             state: State::Connecting(job),
             buf: None,
+            pipe: None,
             bytes: 0,
             last_progress: Instant::now(),
         }
@@ -62,8 +68,16 @@ impl Data {
 
     /// A connection accepted by a passive listener; `job` is there if the command came first.
     pub fn accepted(stream: TcpStream, owner: Token, session_id: u64, job: Option<Job>) -> Data {
-        let mut data =
-            Data { stream, owner, session_id, state: State::Idle, buf: None, bytes: 0, last_progress: Instant::now() };
+        let mut data = Data {
+            stream,
+            owner,
+            session_id,
+            state: State::Idle,
+            buf: None,
+            pipe: None,
+            bytes: 0,
+            last_progress: Instant::now(),
+        };
         if let Some(job) = job {
             data.start(job);
         }
@@ -97,8 +111,14 @@ impl Data {
 
     pub fn start(&mut self, job: Job) {
         self.last_progress = Instant::now();
+        // Zero-copy transfers need no buffer; an upload that cannot get a pipe falls back to one.
+        self.pipe = match &job {
+            Job::Receive(sink) if sink.splice_target().is_some() => Pipe::new().ok(),
+            _ => None,
+        };
         self.buf = match job {
             Job::Send(Source::ZeroCopy { .. }) => None,
+            Job::Receive(_) if self.pipe.is_some() => None,
             _ => Some(Buffer::with_capacity(CHUNK)),
         };
         self.state = match job {
@@ -127,6 +147,7 @@ impl Data {
             }
             State::Sending(Source::ZeroCopy { file, left }) => self.send_zero_copy(file, left),
             State::Sending(source) => self.send(source),
+            State::Receiving(sink) if self.pipe.is_some() => self.receive_zero_copy(sink),
             State::Receiving(sink) => self.receive(sink),
             State::Done => Outcome::Wait,
         }
@@ -219,6 +240,46 @@ impl Data {
         }
     }
 
+    /// `splice` socket → pipe → file until the socket would block or ends, within the turn
+    /// budget. The pipe is emptied into the file after every fill, so it holds nothing between
+    /// turns and an error is always attributed to the side that failed.
+    fn receive_zero_copy(&mut self, sink: Sink) -> Outcome {
+        let (Some(pipe), Some(file)) = (&self.pipe, sink.splice_target()) else {
+            return Outcome::Close;
+        };
+        let mut moved = 0;
+        loop {
+            let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
+            match rustix::pipe::splice(&self.stream, None, &pipe.input, None, TURN_BUDGET - moved, flags) {
+                Ok(0) => {
+                    return match sink.finish() {
+                        Ok(()) => Outcome::Finished(Ok(self.bytes)),
+                        Err(e) => Outcome::Finished(Err(TransferError::Local(e))),
+                    };
+                }
+                Ok(n) => {
+                    if let Err(e) = pipe.drain_into(file, n) {
+                        return Outcome::Finished(Err(TransferError::Local(e)));
+                    }
+                    self.bytes += n as u64;
+                    moved += n;
+                    self.last_progress = Instant::now();
+                    if moved >= TURN_BUDGET {
+                        self.state = State::Receiving(sink);
+                        return Outcome::Again;
+                    }
+                }
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
+                    self.state = State::Receiving(sink);
+                    return Outcome::Wait;
+                }
+                // Dropping `sink` here removes the partial upload.
+                Err(e) => return Outcome::Finished(Err(TransferError::Network(e.into()))),
+            }
+        }
+    }
+
     fn receive(&mut self, mut sink: Sink) -> Outcome {
         let Some(buf) = self.buf.as_mut() else {
             return Outcome::Close;
@@ -257,5 +318,34 @@ impl Data {
                 ReadStop::Error(e) => return Outcome::Finished(Err(TransferError::Network(e))),
             }
         }
+    }
+}
+
+/// A pipe for `splice`: its write end (`input`) takes socket pages, its read end (`output`)
+/// gives them to the file.
+struct Pipe {
+    input: OwnedFd,
+    output: OwnedFd,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let (output, input) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        // Room for a whole turn's budget in one splice; the default 64 KiB also works.
+        let _ = rustix::pipe::fcntl_setpipe_size(&input, TURN_BUDGET);
+        Ok(Pipe { input, output })
+    }
+
+    /// Moves exactly `n` bytes, known to be in the pipe, into `file` at its position.
+    fn drain_into(&self, file: BorrowedFd<'_>, mut n: usize) -> io::Result<()> {
+        while n > 0 {
+            match rustix::pipe::splice(&self.output, None, file, None, n, SpliceFlags::MOVE) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(m) => n -= m,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 }

@@ -12,6 +12,7 @@ use crate::fs::root::Entry;
 use rustix::fs::OFlags;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A transfer the session has prepared and the data connection will carry out.
@@ -152,6 +153,7 @@ pub struct Sink {
     ascii: bool,
     pending_cr: bool,
     done: bool,
+    zero_copy: bool,
 }
 
 enum Landing {
@@ -210,7 +212,19 @@ impl Sink {
     }
 
     fn new(file: File, at: Entry, landing: Landing, ascii: bool) -> Sink {
-        Sink { file, at, landing, ascii, pending_cr: false, done: false }
+        Sink { file, at, landing, ascii, pending_cr: false, done: false, zero_copy: false }
+    }
+
+    /// Allows the data connection to `splice` bytes from the socket into the file inside the
+    /// kernel, where they go unchanged (binary mode).
+    pub fn zero_copy(mut self, allowed: bool) -> Sink {
+        self.zero_copy = allowed && !self.ascii;
+        self
+    }
+
+    /// The file to `splice` into, when zero copy is allowed.
+    pub fn splice_target(&self) -> Option<BorrowedFd<'_>> {
+        self.zero_copy.then(|| self.file.as_fd())
     }
 
     /// Writes one chunk (converted in place in ASCII mode).

@@ -38,7 +38,7 @@ pub struct Settings {
     pub pasv_address: Option<Ipv4Addr>,
     /// Failed logins after which the session is closed.
     pub max_login_failures: u32,
-    /// Binary downloads use `sendfile` (`Source::ZeroCopy`) instead of the buffered path.
+    /// Binary transfers move inside the kernel (`sendfile`, `splice`) instead of through our buffer.
     pub zero_copy: bool,
 }
 
@@ -634,7 +634,7 @@ impl Session {
                 (sink, path, "STOU")
             }
         };
-        self.start(Job::Receive(sink), verb, path)
+        self.start(Job::Receive(sink.zero_copy(self.settings.zero_copy)), verb, path)
     }
 
     /// `base`, or `base.1`, `base.2`… — the first name that does not exist yet.

@@ -90,12 +90,18 @@ impl TestServer {
     /// A server with users `alice` (read-write) and `bob` (read-only), both with password `pw`,
     /// plus anonymous read-only access.
     pub fn with_users(label: &str) -> TestServer {
+        TestServer::with_users_and(label, |_| {})
+    }
+
+    /// `with_users`, with a config that `adjust` may change further.
+    pub fn with_users_and(label: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let users = TempRoot::new(&format!("{label}-users"));
         let hash = mioftpd::auth::hash_password("pw").unwrap();
         std::fs::write(users.join("users"), format!("alice:{hash}:rw\nbob:{hash}:ro\n")).unwrap();
         let mut server = TestServer::start_with(label, |cfg| {
             cfg.users = Some(users.join("users"));
             cfg.anonymous = true;
+            adjust(cfg);
         });
         server.users = Some(users);
         server
