@@ -14,23 +14,30 @@ use std::time::{Duration, Instant};
 pub struct Ceiling {
     pub method: &'static str,
     pub mib_per_s: f64,
+    /// iperf3 `-Z`: the sender uses sendfile, as the sendfile servers' RETR does, so only the
+    /// receiver copies; RETR through sendfile can beat the plain ceiling.
+    pub zerocopy_mib_per_s: Option<f64>,
 }
 
 /// Measures for `seconds` (1 to 10).
 pub fn measure(seconds: u32, logs: &Path) -> Result<Ceiling, String> {
     let seconds = seconds.clamp(1, 10);
-    match iperf3(seconds, logs) {
-        Ok(Some(mib_per_s)) => Ok(Ceiling { method: "iperf3, 1 stream", mib_per_s }),
-        Ok(None) => socket_copy(seconds).map(|mib_per_s| Ceiling { method: "socket copy in-process", mib_per_s }),
+    let copy = |mib_per_s| Ceiling { method: "socket copy in-process", mib_per_s, zerocopy_mib_per_s: None };
+    match iperf3(seconds, false, logs) {
+        Ok(Some(mib_per_s)) => {
+            let zerocopy_mib_per_s = iperf3(seconds, true, logs).ok().flatten();
+            Ok(Ceiling { method: "iperf3, 1 stream", mib_per_s, zerocopy_mib_per_s })
+        }
+        Ok(None) => socket_copy(seconds).map(copy),
         Err(e) => {
             eprintln!("compare: iperf3 failed ({e}); measuring with a socket copy instead");
-            socket_copy(seconds).map(|mib_per_s| Ceiling { method: "socket copy in-process", mib_per_s })
+            socket_copy(seconds).map(copy)
         }
     }
 }
 
 /// `Ok(None)` when iperf3 is not installed.
-fn iperf3(seconds: u32, logs: &Path) -> Result<Option<f64>, String> {
+fn iperf3(seconds: u32, zerocopy: bool, logs: &Path) -> Result<Option<f64>, String> {
     if Command::new("iperf3").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
         return Ok(None);
     }
@@ -42,11 +49,12 @@ fn iperf3(seconds: u32, logs: &Path) -> Result<Option<f64>, String> {
         Guard::spawn("iperf3 -s", Command::new("iperf3").args(["-s", "-B", "127.0.0.1", "-p", &port]), &log)?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().map_err(|e| format!("{e}"))?;
     ftp::wait_listening(addr, Duration::from_secs(5), || server.exited().is_none())?;
-    let output = Command::new("iperf3")
-        .args(["-c", "127.0.0.1", "-p", &port, "-t", &seconds.to_string(), "-J"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
+    let mut client = Command::new("iperf3");
+    client.args(["-c", "127.0.0.1", "-p", &port, "-t", &seconds.to_string(), "-J"]);
+    if zerocopy {
+        client.arg("-Z");
+    }
+    let output = client.stdin(Stdio::null()).output().map_err(|e| e.to_string())?;
     let _ = server.stop();
     let report: serde_json::Value =
         serde_json::from_slice(&output.stdout).map_err(|e| format!("iperf3 -J output: {e}"))?;

@@ -162,6 +162,10 @@ fn run(settings: &Settings) -> Result<(), String> {
         println!("\ncompare: round {}/{}", round + 1, settings.rounds);
         let ceiling = ceiling::measure(settings.ceiling_seconds, &paths.logs)?;
         println!("  loopback ceiling ({}): {:.0} MiB/s", ceiling.method, ceiling.mib_per_s);
+        if let Some(zerocopy) = ceiling.zerocopy_mib_per_s {
+            println!("  loopback ceiling (iperf3 -Z, sendfile): {zerocopy:.0} MiB/s");
+            bench.results.zerocopy_ceilings.push(zerocopy);
+        }
         bench.results.ceilings.push(ceiling.mib_per_s);
         bench.results.ceiling_method = ceiling.method;
         // Rotated each round: the server that went first in one round goes last in the next.

@@ -17,6 +17,8 @@ pub struct Results {
     pub runs: Vec<Run>,
     /// Loopback ceiling of each round, MiB/s.
     pub ceilings: Vec<f64>,
+    /// The same with iperf3 -Z (sendfile on the sending side), where measured.
+    pub zerocopy_ceilings: Vec<f64>,
     pub ceiling_method: &'static str,
 }
 

@@ -47,13 +47,19 @@ pub fn render(settings: &Settings, results: &Results, servers: &[Server]) -> Str
     let mut out = markdown(&header, &rows);
     let _ = writeln!(out);
     if let Some(ceiling) = results.ceiling() {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "Loopback ceiling ({}, median of {} rounds): {:.0} MiB/s.",
+            "Loopback ceiling ({}, median of {} rounds): {:.0} MiB/s",
             results.ceiling_method,
             results.ceilings.len(),
             ceiling
         );
+        match crate::results::median(results.zerocopy_ceilings.clone()) {
+            Some(zerocopy) => {
+                let _ = writeln!(out, "; with -Z (the sender uses sendfile, as RETR does here): {zerocopy:.0} MiB/s.");
+            }
+            None => out.push_str(".\n"),
+        }
         if settings.scenarios.contains(&Scenario::Retr1) {
             let shares: Vec<String> = servers
                 .iter()
