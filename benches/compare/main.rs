@@ -295,7 +295,8 @@ impl Bench<'_> {
             self.record_missing(round, server, scenarios, "left out after failing to start".to_string());
             return None;
         }
-        match server.start() {
+        let idle = scenarios.iter().any(|s| s.needs_fresh_server());
+        match server.start(idle) {
             Ok(guard) => Some(guard),
             Err(e) => {
                 *self.start_failures.entry(server.kind).or_default() += 1;

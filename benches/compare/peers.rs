@@ -98,6 +98,8 @@ pub struct Server {
     pub notes: Vec<String>,
     program: PathBuf,
     args: Vec<String>,
+    /// Arguments for a server started only to hold idle sessions, where they must differ.
+    idle_args: Option<Vec<String>>,
     env: Vec<(&'static str, String)>,
     log: PathBuf,
     password: String,
@@ -123,6 +125,7 @@ impl Server {
             notes: vec![format!("port {port}, passive ports {first}-{last}")],
             program: PathBuf::new(),
             args: Vec::new(),
+            idle_args: None,
             env: Vec::new(),
             log,
             password: env.password.to_string(),
@@ -204,16 +207,21 @@ impl Server {
             .ok_or("not found (PURE_FTPD=/path, /opt/peers/pure/usr/sbin/pure-ftpd or PATH)")?;
         let (first, last) = self.kind.pasv_range();
         #[rustfmt::skip]
-        let args = [
-            "-S", &format!("127.0.0.1,{}", self.addr.port()), "-p", &format!("{first}:{last}"),
-            "-c", "20000", "-C", "20000",
+        let common = [
+            "-S", &format!("127.0.0.1,{}", self.addr.port()), "-c", "20000", "-C", "20000",
             // unix: /etc/shadow; -E no anonymous; -A chroot everyone (to the home: the served
             // directory); -H no reverse DNS; -f none: no syslog.
             "-l", "unix", "-E", "-A", "-H", "-f", "none",
         ];
-        self.args = args.iter().map(|s| s.to_string()).collect();
+        let common: Vec<String> = common.iter().map(|s| s.to_string()).collect();
+        self.args = [common.clone(), vec!["-p".to_string(), format!("{first}:{last}")]].concat();
+        // pure-ftpd lowers -c to half its passive range (two ports per session, so it never
+        // runs out of them): 1000 ports allow 500 sessions. The idle scenario opens no data
+        // connection, so that server gets no range, and keeps its 20 000.
+        self.idle_args = Some(common);
         self.version = first_line(&self.program, &["--help"]);
         self.notes.push("-l unix (SHA-512-crypt in /etc/shadow), no sendfile option; foreground, no syslog".into());
+        self.notes.push("idle scenario: started without -p, which would cap it at 500 sessions".into());
         Ok(())
     }
 
@@ -287,10 +295,11 @@ impl Server {
         Ok(())
     }
 
-    /// Starts a fresh instance and checks that the account can log in. The guard ends it.
-    pub fn start(&self) -> Result<Guard, String> {
+    /// Starts a fresh instance and checks that the account can log in; `idle`: one that will
+    /// only hold idle sessions. The guard ends it.
+    pub fn start(&self, idle: bool) -> Result<Guard, String> {
         let mut command = Command::new(&self.program);
-        command.args(&self.args);
+        command.args(if idle { self.idle_args.as_ref().unwrap_or(&self.args) } else { &self.args });
         for (key, value) in &self.env {
             command.env(key, value);
         }
