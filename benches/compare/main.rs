@@ -207,7 +207,13 @@ fn run(settings: &Settings) -> Result<(), String> {
     let text = serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
     fs::write(&json_path, text).map_err(|e| format!("write {}: {e}", json_path.display()))?;
     let svg_path = paths.docs.join("compare.svg");
-    let versions: Vec<String> = servers.iter().map(|s| s.version.clone()).collect();
+    let mut versions: Vec<String> = Vec::new();
+    for server in &servers {
+        // mioftpd and mioftpd (buffered) are one program.
+        if !versions.contains(&server.version) {
+            versions.push(server.version.clone());
+        }
+    }
     let subtitle = vec![
         command.clone(),
         format!(
