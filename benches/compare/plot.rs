@@ -15,7 +15,9 @@ const PLOT_HEIGHT: f64 = 260.0;
 const LEFT: f64 = 56.0;
 const TOP: f64 = 112.0;
 const BOTTOM: f64 = 64.0;
-const MIN_WIDTH: f64 = 760.0;
+const MIN_WIDTH: f64 = 960.0;
+/// Room for a group's two-line label, however few its bars.
+const MIN_GROUP: f64 = 110.0;
 
 fn color(server: Server) -> &'static str {
     match server {
@@ -81,90 +83,81 @@ pub fn render(settings: &Settings, results: &Results, servers: &[Server], subtit
             groups.push(Group { scenario, metric, bars });
         }
     }
-    let group_width = servers.len() as f64 * BAR + GROUP_GAP;
+    let group_width = (servers.len() as f64 * BAR + GROUP_GAP).max(MIN_GROUP);
     let width = (LEFT + groups.len() as f64 * group_width + 20.0).max(MIN_WIDTH);
     let height = TOP + PLOT_HEIGHT + BOTTOM + 18.0 * subtitle.len() as f64;
     let base = TOP + PLOT_HEIGHT;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="Helvetica, Arial, sans-serif">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" {}>"#,
+        format_args!(r#"viewBox="0 0 {width:.0} {height:.0}" font-family="Helvetica, Arial, sans-serif""#)
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{LEFT}" y="24" font-size="16" font-weight="bold">mioftpd and other FTP servers on loopback: medians, relative to the best server of each metric</text>"#
-    );
-    let _ = writeln!(
-        svg,
-        r##"<text x="{LEFT}" y="42" font-size="11" fill="#444">Bar height: value / best for ↑ metrics, best / value for ↓ metrics (100 % = best; taller is better). Labels: absolute medians.</text>"##
-    );
+    let title = "mioftpd and other FTP servers on loopback: medians, relative to the best server of each metric";
+    text(&mut svg, LEFT, 24.0, r#"font-size="16" font-weight="bold""#, title);
+    let how = "Bar height: value / best for ↑ metrics, best / value for ↓ metrics (100 % = best; taller is \
+               better). Labels: absolute medians.";
+    text(&mut svg, LEFT, 42.0, GREY_11, how);
     // Legend.
     let mut x = LEFT;
     for &server in servers {
         let _ = writeln!(svg, r#"<rect x="{x}" y="54" width="12" height="12" fill="{}"/>"#, color(server));
-        let _ = writeln!(svg, r#"<text x="{}" y="64" font-size="12">{}</text>"#, x + 16.0, escape(server.column()));
+        text(&mut svg, x + 16.0, 64.0, r#"font-size="12""#, &escape(server.column()));
         x += 28.0 + 7.0 * server.column().len() as f64;
     }
     // Grid and axis.
     for step in 0..=4 {
         let fraction = step as f64 / 4.0;
         let y = base - fraction * PLOT_HEIGHT;
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end" fill="#444">{:.0} %</text>"##,
-            width - 10.0,
-            LEFT - 6.0,
-            y + 3.0,
-            fraction * 100.0
-        );
+        let _ =
+            writeln!(svg, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##, width - 10.0);
+        let attrs = r##"font-size="10" text-anchor="end" fill="#444""##;
+        text(&mut svg, LEFT - 6.0, y + 3.0, attrs, &format!("{:.0} %", fraction * 100.0));
     }
     for (i, group) in groups.iter().enumerate() {
-        let x0 = LEFT + GROUP_GAP / 2.0 + i as f64 * group_width;
+        let x0 = LEFT + i as f64 * group_width + (group_width - servers.len() as f64 * BAR) / 2.0;
         for (j, (server, bar)) in group.bars.iter().enumerate() {
             let x = x0 + j as f64 * BAR;
             let Some((value, score)) = bar else {
-                let _ = writeln!(
-                    svg,
-                    r##"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle" fill="#999">–</text>"##,
-                    x + BAR / 2.0,
-                    base - 3.0
-                );
+                let attrs = r##"font-size="9" text-anchor="middle" fill="#999""##;
+                text(&mut svg, x + BAR / 2.0, base - 3.0, attrs, "–");
                 continue;
             };
             let h = (score * PLOT_HEIGHT).max(1.0);
+            let value = label(*value, group.metric);
             let _ = writeln!(
                 svg,
-                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {}</title></rect>"#,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{}">{}</rect>"#,
                 base - h,
                 BAR - 2.0,
                 color(*server),
-                escape(server.column()),
-                label(*value, group.metric)
+                format_args!("<title>{}: {value}</title>", escape(server.column())),
             );
             let (tx, ty) = (x + BAR / 2.0 + 3.0, base - h - 4.0);
-            let _ = writeln!(
-                svg,
-                r#"<text x="{tx:.1}" y="{ty:.1}" font-size="9" transform="rotate(-90 {tx:.1} {ty:.1})">{}</text>"#,
-                label(*value, group.metric)
-            );
+            text(&mut svg, tx, ty, &format!(r#"font-size="9" transform="rotate(-90 {tx:.1} {ty:.1})""#), &value);
         }
         let cx = x0 + servers.len() as f64 * BAR / 2.0;
-        let _ = writeln!(
-            svg,
-            r#"<text x="{cx:.1}" y="{:.1}" font-size="10" text-anchor="middle"><tspan x="{cx:.1}">{}</tspan><tspan x="{cx:.1}" dy="13">{}</tspan></text>"#,
-            base + 16.0,
+        let lines = format!(
+            r#"<tspan x="{cx:.1}">{}</tspan><tspan x="{cx:.1}" dy="13">{}</tspan>"#,
             escape(scenario_short(group.scenario)),
             escape(&metric_short(group.metric))
         );
+        text(&mut svg, cx, base + 16.0, r#"font-size="10" text-anchor="middle""#, &lines);
     }
     let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{base}" x2="{:.1}" y2="{base}" stroke="#444"/>"##, width - 10.0);
     for (i, line) in subtitle.iter().enumerate() {
-        let y = base + BOTTOM + 18.0 * i as f64;
-        let _ = writeln!(svg, r##"<text x="{LEFT}" y="{y:.1}" font-size="11" fill="#444">{}</text>"##, escape(line));
+        text(&mut svg, LEFT, base + BOTTOM + 18.0 * i as f64, GREY_11, &escape(line));
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+const GREY_11: &str = r##"font-size="11" fill="#444""##;
+
+/// A `<text>` element; `content` is markup (escape plain text first).
+fn text(svg: &mut String, x: f64, y: f64, attrs: &str, content: &str) {
+    let _ = writeln!(svg, r#"<text x="{x:.1}" y="{y:.1}" {attrs}>{content}</text>"#);
 }
 
 /// An absolute value with a precision that suits its size.

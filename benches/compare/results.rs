@@ -91,7 +91,13 @@ impl Results {
             medians.insert(scenario.name().to_string(), Value::Object(per_metric));
         }
         let mut out = header;
-        out["ceiling"] = json!({ "method": self.ceiling_method, "rounds_mib_per_s": self.ceilings, "median_mib_per_s": self.ceiling() });
+        out["ceiling"] = json!({
+            "method": self.ceiling_method,
+            "rounds_mib_per_s": self.ceilings,
+            "median_mib_per_s": self.ceiling(),
+            "zerocopy_rounds_mib_per_s": self.zerocopy_ceilings,
+            "zerocopy_median_mib_per_s": median(self.zerocopy_ceilings.clone()),
+        });
         out["medians"] = Value::Object(medians);
         out["runs"] = Value::Array(runs);
         out
