@@ -159,8 +159,8 @@ impl Server {
         ];
         self.args = args.iter().map(|s| s.to_string()).collect();
         if self.kind == Kind::MioftpdBuffered {
-            self.args.push("--no-sendfile".to_string());
-            self.notes.push("--no-sendfile: RETR through the 64 KiB buffer".to_string());
+            self.args.push("--no-zero-copy".to_string());
+            self.notes.push("--no-zero-copy: transfers through the 64 KiB buffer".to_string());
         }
         // Warnings only: info would log every transfer.
         self.env.push(("RUST_LOG", "warn".to_string()));

@@ -19,7 +19,7 @@ pub struct Args {
     /// Measured window of each scenario, in seconds [default: 10, or 1 with --quick].
     #[arg(long, value_parser = parse_seconds)]
     seconds: Option<Duration>,
-    /// Servers, comma-separated: mioftpd, mioftpd-buffered (--no-sendfile), vsftpd, pure-ftpd,
+    /// Servers, comma-separated: mioftpd, mioftpd-buffered (--no-zero-copy), vsftpd, pure-ftpd,
     /// pyftpdlib, unftp.
     #[arg(long, value_delimiter = ',', default_value = "mioftpd,vsftpd,pure-ftpd,pyftpdlib,unftp")]
     servers: Vec<String>,
