@@ -96,6 +96,23 @@ pub struct Config {
     /// (`sendfile` for downloads, `splice` for uploads); for comparison.
     #[arg(long)]
     pub no_zero_copy: bool,
+    /// TLS certificate chain (PEM) for FTPS: enables `AUTH TLS` (RFC 4217).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse `USER` before `AUTH TLS`, and data connections without `PROT P`.
+    #[arg(long, requires = "tls_cert")]
+    pub require_tls: bool,
+    /// Also listen for implicit FTPS (TLS from the first byte, as `ftps://` clients expect).
+    #[arg(long, value_name = "ADDR:PORT", requires = "tls_cert")]
+    pub implicit_tls: Option<SocketAddr>,
+    /// Accept TLS data connections that do not resume the control connection's TLS session
+    /// (stock Python ftplib). By default they are refused, so that nobody but the logged-in
+    /// client can use a session's data connection.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_allow_unresumed_data: bool,
 }
 
 impl Config {
@@ -119,6 +136,11 @@ impl Config {
             credential_cache_secs: 300,
             run_as: None,
             no_zero_copy: false,
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
+            implicit_tls: None,
+            tls_allow_unresumed_data: false,
         }
     }
 
@@ -161,5 +183,11 @@ mod tests {
         let cli = Cli::try_parse_from(["mioftpd", "users", "add", "u.txt", "alice", "--read-only"]).unwrap();
         assert!(matches!(cli.command, Some(Subcommands::Users { action: UsersAction::Add { read_only: true, .. } })));
         assert!(Cli::try_parse_from(["mioftpd", "--listen", "nonsense"]).is_err());
+        // TLS options without a certificate make no sense: refused up front.
+        assert!(Cli::try_parse_from(["mioftpd", "--tls-cert", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from(["mioftpd", "--require-tls"]).is_err());
+        assert!(Cli::try_parse_from(["mioftpd", "--implicit-tls", "127.0.0.1:990"]).is_err());
+        let cli = Cli::try_parse_from(["mioftpd", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--require-tls"]).unwrap();
+        assert!(cli.config.require_tls);
     }
 }

@@ -13,6 +13,8 @@
 //! - `buffer`: the fixed-size buffer every byte pump goes through.
 //! - `auth`, `verifier`, `credential_cache`: accounts, the password-checking thread, and the
 //!   cache that spares it repeated logins.
+//! - `tls`: FTPS certificates and the rule binding data connections to their session;
+//!   `conn::transport` runs rustls on the loop's sockets.
 //! - `config`: command-line options; `privileges`: `--run-as`.
 
 pub mod auth;
@@ -25,6 +27,7 @@ pub mod ftp;
 pub mod privileges;
 pub mod server;
 pub mod timer;
+pub mod tls;
 pub mod verifier;
 
 pub use config::Config;

@@ -14,6 +14,7 @@
 use crate::auth::Users;
 use crate::buffer::{interrupted, would_block};
 use crate::config::Config;
+use crate::conn::transport::Transport;
 use crate::conn::{Conn, Control, Data, Outcome, Passive, Timeouts};
 use crate::credential_cache::CredentialCache;
 use crate::fs::Root;
@@ -22,6 +23,7 @@ use crate::ftp::session::Target;
 use crate::ftp::{Effect, Session, Settings};
 use crate::privileges;
 use crate::timer::{self, Timers};
+use crate::tls::{Binding, Tls};
 use crate::verifier::{Request, Verdict, Verifier};
 use log::{debug, info, trace, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -40,6 +42,7 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+const IMPLICIT_TLS_LISTENER: Token = Token(usize::MAX - 3);
 
 /// Pending connections the kernel may queue before we accept them. Large, because a storm of
 /// connects that overflows the backlog leaves clients waiting for a greeting that never comes.
@@ -50,6 +53,10 @@ pub struct Server {
     events: Events,
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// `--implicit-tls`: sessions accepted here are TLS from the first byte.
+    implicit_tls_listener: Option<TcpListener>,
+    /// `--tls-cert`: FTPS offered (`AUTH TLS`).
+    tls: Option<Tls>,
     conns: Slab<Conn>,
     /// Slots to run again next turn without waiting for an event.
     again: Vec<Token>,
@@ -122,14 +129,32 @@ impl Server {
             }
             None => Users::default(),
         };
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                Tls::load(cert, key, config.tls_allow_unresumed_data)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+            ),
+            (None, None) if config.require_tls || config.implicit_tls.is_some() => {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "TLS options need --tls-cert and --tls-key"));
+            }
+            (None, None) => None,
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "--tls-cert and --tls-key go together")),
+        };
         let listener = listen(config.listen).map_err(|e| context(e, format!("cannot listen on {}", config.listen)))?;
         let local_addr = listener.local_addr()?;
+        let mut implicit_tls_listener = match config.implicit_tls {
+            Some(addr) => Some(listen(addr).map_err(|e| context(e, format!("cannot listen on {addr}")))?),
+            None => None,
+        };
         if let Some(user) = &config.run_as {
             privileges::run_as(user)?;
         }
         let poll = Poll::new()?;
         let mut listener = listener;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(implicit) = implicit_tls_listener.as_mut() {
+            poll.registry().register(implicit, IMPLICIT_TLS_LISTENER, Interest::READABLE)?;
+        }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let pasv_ports = config.pasv_ports.clone().unwrap_or_else(ephemeral_ports);
         let cache = CredentialCache::new(Duration::from_secs(config.credential_cache_secs))?;
@@ -140,12 +165,16 @@ impl Server {
             pasv_address: config.pasv_address,
             max_login_failures: config.max_login_failures,
             zero_copy: !config.no_zero_copy,
+            tls: tls.is_some(),
+            require_tls: config.require_tls,
         };
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
             listener,
             local_addr,
+            implicit_tls_listener,
+            tls,
             conns: Slab::new(),
             again: Vec::new(),
             settings: Arc::new(settings),
@@ -179,6 +208,11 @@ impl Server {
         self.local_addr
     }
 
+    /// Where implicit FTPS is served (`--implicit-tls`), if it is.
+    pub fn implicit_tls_addr(&self) -> Option<SocketAddr> {
+        self.implicit_tls_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn handle(&self) -> Handle {
         Handle { stop: self.stop.clone(), waker: self.waker.clone(), open_slots: self.open_slots.clone() }
     }
@@ -195,8 +229,16 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         // Logged here, not at bind, so that whoever waits for this line (an admin, a test, a
         // supervisor) knows that signal handlers are in place too.
+        let tls = match (&self.tls, self.implicit_tls_addr()) {
+            (None, _) => "off".to_string(),
+            (Some(_), implicit) => format!(
+                "{}{}",
+                if self.settings.require_tls { "required" } else { "AUTH TLS" },
+                implicit.map(|a| format!(", implicit on {a}")).unwrap_or_default()
+            ),
+        };
         info!(
-            "serving {} on {} (anonymous {})",
+            "serving {} on {} (anonymous {}, TLS {tls})",
             self.settings.root.dir().display(),
             self.local_addr,
             if self.settings.anonymous { "read-only" } else { "off" }
@@ -234,7 +276,8 @@ impl Server {
                         event.is_error()
                     );
                     match token {
-                        LISTENER => self.accept_all(),
+                        LISTENER => self.accept_all(false),
+                        IMPLICIT_TLS_LISTENER => self.accept_all(true),
                         WAKER => self.collect_verdicts(),
                         SIGNALS => self.take_signals(),
                         token => {
@@ -277,6 +320,9 @@ impl Server {
                 self.shutdown_grace.as_secs()
             );
             let _ = self.poll.registry().deregister(&mut self.listener);
+            if let Some(implicit) = self.implicit_tls_listener.as_mut() {
+                let _ = self.poll.registry().deregister(implicit);
+            }
             self.draining = Some(Instant::now() + self.shutdown_grace);
         }
     }
@@ -306,24 +352,29 @@ impl Server {
     }
 
     /// Accepts until `WouldBlock`: the listener is edge-triggered too.
-    fn accept_all(&mut self) {
+    fn accept_all(&mut self, implicit_tls: bool) {
         loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => self.open_session(stream, peer),
+            let accepted = match (&self.implicit_tls_listener, implicit_tls) {
+                (Some(listener), true) => listener.accept(),
+                _ => self.listener.accept(),
+            };
+            match accepted {
+                Ok((stream, peer)) => self.open_session(stream, peer, implicit_tls),
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => {}
                 // Typically out of file descriptors. The queued connections stay in the backlog and
                 // no new edge will announce them, so try again shortly.
                 Err(e) => {
                     warn!("accept failed: {e}; retrying in 100 ms");
-                    self.deadlines.schedule(Instant::now() + Duration::from_millis(100), LISTENER);
+                    let listener = if implicit_tls { IMPLICIT_TLS_LISTENER } else { LISTENER };
+                    self.deadlines.schedule(Instant::now() + Duration::from_millis(100), listener);
                     return;
                 }
             }
         }
     }
 
-    fn open_session(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    fn open_session(&mut self, mut stream: TcpStream, peer: SocketAddr, implicit_tls: bool) {
         let from_peer = self.sessions_per_ip.get(&peer.ip()).copied().unwrap_or(0);
         if self.sessions >= self.limits.sessions {
             return refuse(stream, peer, "Too many users; try again later.");
@@ -348,9 +399,17 @@ impl Server {
         if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
             return warn!("[#{id}] cannot register connection from {peer}: {e}");
         }
-        info!("[#{id}] connect from {peer}");
-        let session = Session::new(id, peer, local, self.settings.clone());
-        entry.insert(Conn::Control(Control::new(stream, session)));
+        let mut session = Session::new(id, peer, local, self.settings.clone());
+        let transport = match self.tls.as_ref().filter(|_| implicit_tls).map(|tls| tls.control_session(id)) {
+            None => Transport::plain(stream),
+            Some(Ok(tls)) => {
+                session.tls_started(); // the greeting waits in TLS's buffer for the handshake
+                Transport::with_tls(stream, tls)
+            }
+            Some(Err(e)) => return warn!("[#{id}] cannot start TLS for {peer}: {e}"),
+        };
+        info!("[#{id}] connect from {peer}{}", if implicit_tls { " (implicit TLS)" } else { "" });
+        entry.insert(Conn::Control(Control::new(transport, session)));
         self.sessions += 1;
         *self.sessions_per_ip.entry(peer.ip()).or_default() += 1;
         self.arm(token);
@@ -426,6 +485,43 @@ impl Server {
             Effect::Start(job, Target::Passive) => self.start_passive(control, job),
             Effect::Start(job, Target::Active(addr)) => self.start_active(control, job, addr),
             Effect::CloseData => self.close_data_of(control),
+            Effect::StartTls => self.start_control_tls(control),
+        }
+    }
+
+    fn start_control_tls(&mut self, token: Token) {
+        let (Some(tls), Some(Conn::Control(c))) = (self.tls.as_ref(), self.conns.get_mut(token.0)) else {
+            return;
+        };
+        match tls.control_session(c.session.id) {
+            Ok(session) => {
+                debug!("[#{}] starting TLS", c.session.id);
+                c.start_tls(session);
+            }
+            Err(e) => {
+                warn!("[#{}] cannot start TLS: {e}", c.session.id);
+                self.close(token);
+            }
+        }
+    }
+
+    /// What a data connection opened for this session now must prove, if it is to be TLS.
+    fn data_binding(&self, control: Token) -> Option<Binding> {
+        let (Some(tls), Some(Conn::Control(c))) = (self.tls.as_ref(), self.conns.get(control.0)) else {
+            return None;
+        };
+        c.session.protects_data().then(|| Binding {
+            session_id: c.session.id,
+            control_version: c.transport.tls().and_then(|t| t.protocol_version()),
+            allow_unresumed: tls.allow_unresumed_data,
+        })
+    }
+
+    /// The data connection's stream: TLS when the session's binding asks for it.
+    fn data_transport(&self, stream: TcpStream, binding: Option<&Binding>) -> io::Result<Transport> {
+        match (binding, &self.tls) {
+            (Some(_), Some(tls)) => Ok(Transport::with_tls(stream, tls.data_session().map_err(io::Error::other)?)),
+            _ => Ok(Transport::plain(stream)),
         }
     }
 
@@ -472,7 +568,7 @@ impl Server {
         if self.deadlines.len() > 2 * self.conns.len() + 1024 {
             let (armed, conns) = (&self.armed, &self.conns);
             self.deadlines.retain(|at, token| {
-                *token == LISTENER || (conns.contains(token.0) && armed.get(token.0).copied().flatten() == Some(at))
+                *token == LISTENER || *token == IMPLICIT_TLS_LISTENER || (conns.contains(token.0) && armed.get(token.0).copied().flatten() == Some(at))
             });
         }
     }
@@ -482,8 +578,8 @@ impl Server {
             self.deliver_verdict(verdict);
         }
         for (at, token) in self.deadlines.expired(now) {
-            if token == LISTENER {
-                self.accept_all();
+            if token == LISTENER || token == IMPLICIT_TLS_LISTENER {
+                self.accept_all(token == IMPLICIT_TLS_LISTENER);
                 continue;
             }
             // An entry for a slot that has since been re-armed, closed, or replaced: stale.
@@ -516,12 +612,14 @@ impl Server {
     fn open_passive(&mut self, control: Token) -> io::Result<u16> {
         let c = self.control(control).ok_or(io::ErrorKind::NotConnected)?;
         let (local_ip, peer_ip, session_id) = (c.session.local().ip(), c.session.peer().ip(), c.session.id);
+        let binding = self.data_binding(control);
         let (mut listener, port) = self.bind_passive(local_ip)?;
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
         let opened_at = Instant::now();
-        entry.insert(Conn::Passive(Passive { listener, owner: control, session_id, peer_ip, job: None, opened_at }));
+        let passive = Passive { listener, owner: control, session_id, peer_ip, job: None, binding, opened_at };
+        entry.insert(Conn::Passive(passive));
         self.arm(token);
         trace!("[#{session_id}] {token:?}: passive listener on port {port}");
         if let Some(c) = self.control(control) {
@@ -551,13 +649,18 @@ impl Server {
         let Some(Conn::Passive(passive)) = self.conns.get_mut(token.0) else {
             return;
         };
-        let (owner, session_id, job) = (passive.owner, passive.session_id, passive.job.take());
-        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
-            self.close(token);
-            return self.tell_finished(owner, Err(TransferError::Connect(e)));
-        }
+        let (owner, session_id, job, binding) = (passive.owner, passive.session_id, passive.job.take(), passive.binding);
+        let transport = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
+        let transport = transport.and_then(|()| self.data_transport(stream, binding.as_ref()));
+        let transport = match transport {
+            Ok(transport) => transport,
+            Err(e) => {
+                self.close(token);
+                return self.tell_finished(owner, Err(TransferError::Connect(e)));
+            }
+        };
         // Replacing the slot drops (closes) the listener, which also takes it out of the poll set.
-        self.conns[token.0] = Conn::Data(Data::accepted(stream, owner, session_id, job));
+        self.conns[token.0] = Conn::Data(Data::accepted(transport, owner, session_id, job, binding));
         self.arm(token);
         trace!("[#{session_id}] {token:?}: passive → data");
         self.ready(token); // a parked job starts now, not a turn later
@@ -592,12 +695,14 @@ impl Server {
             Ok(stream) => stream,
             Err(e) => return self.tell_finished(control, Err(TransferError::Connect(e))),
         };
-        let entry = self.conns.vacant_entry();
-        let token = Token(entry.key());
-        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
-            return self.tell_finished(control, Err(TransferError::Connect(e)));
-        }
-        entry.insert(Conn::Data(Data::connecting(stream, control, session_id, job)));
+        let binding = self.data_binding(control);
+        let token = Token(self.conns.vacant_key());
+        let registered = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
+        let transport = match registered.and_then(|()| self.data_transport(stream, binding.as_ref())) {
+            Ok(transport) => transport,
+            Err(e) => return self.tell_finished(control, Err(TransferError::Connect(e))),
+        };
+        self.conns.insert(Conn::Data(Data::connecting(transport, control, session_id, job, binding)));
         self.arm(token);
         trace!("[#{session_id}] {token:?}: connecting to {addr}");
         if let Some(c) = self.control(control) {
@@ -628,7 +733,7 @@ impl Server {
         match conn {
             Conn::Control(c) => {
                 self.forget_session_from(c.session.peer().ip());
-                drop(c.stream);
+                drop(c.transport);
                 info!("[#{}] closed{}", c.session.id, c.session.user().map(|u| format!(" ({u})")).unwrap_or_default());
                 if let Some(data) = c.data {
                     self.close(data);

@@ -6,6 +6,7 @@
 pub mod control;
 pub mod data;
 pub mod passive;
+pub mod transport;
 
 use crate::fs::transfer::TransferError;
 use crate::ftp::Effect;

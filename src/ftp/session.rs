@@ -14,7 +14,7 @@
 //! holds further commands back, so pipelined commands are answered in order.
 
 use super::addr;
-use super::command::{Command, Repr, VERBS};
+use super::command::{Command, Protection, Repr, VERBS};
 use super::reply::{Code, Reply};
 use crate::auth::{self, Account};
 use crate::fs::listing::{self, Facts, Format, Listing};
@@ -40,6 +40,10 @@ pub struct Settings {
     pub max_login_failures: u32,
     /// Binary transfers move inside the kernel (`sendfile`, `splice`) instead of through our buffer.
     pub zero_copy: bool,
+    /// Whether `AUTH TLS` is offered (a certificate is configured).
+    pub tls: bool,
+    /// No login before `AUTH TLS`, and no transfer in clear (`PROT C`).
+    pub require_tls: bool,
 }
 
 /// Where the data connection of a transfer comes from.
@@ -66,6 +70,8 @@ pub enum Effect {
     /// Close the data connection or passive listener, if any, without reporting back
     /// (`ABOR`, `REIN`: the session has replied already).
     CloseData,
+    /// Start TLS on the control connection once the `234` queued now has been sent.
+    StartTls,
 }
 
 enum Login {
@@ -126,6 +132,11 @@ pub struct Session {
     login_failures: u32,
     quitting: bool,
     outbox: Vec<Reply>,
+    /// The control connection is TLS (after `AUTH TLS`, or from the start on the implicit port).
+    control_tls: bool,
+    /// `PBSZ` was sent, as RFC 2228 requires before `PROT`.
+    pbsz: bool,
+    protection: Protection,
 }
 
 type Handled = Result<Effect, Reply>;
@@ -149,6 +160,9 @@ impl Session {
             login_failures: 0,
             quitting: false,
             outbox: Vec::new(),
+            control_tls: false,
+            pbsz: false,
+            protection: Protection::Clear,
         };
         session.reply(Code::ServiceReady, "mioftpd ready.");
         session
@@ -205,6 +219,8 @@ impl Session {
         }
         let result = if !logged_in && !cmd.allowed_before_login() {
             Err(Reply::new(Code::NotLoggedIn, "Please login with USER and PASS."))
+        } else if self.settings.require_tls && !self.control_tls && matches!(cmd, Command::User(_) | Command::Pass(_)) {
+            Err(Reply::new(Code::NotLoggedIn, "TLS required: send AUTH TLS first."))
         } else {
             self.dispatch(cmd)
         };
@@ -227,7 +243,10 @@ impl Session {
             Syst => self.ok(Code::SystemType, "UNIX Type: L8"),
             Feat => {
                 let mlst = format!("MLST {}", self.facts.feat());
-                let features = ["EPRT", "EPSV", "MDTM", "MFMT", &mlst, "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"];
+                let mut features = vec!["EPRT", "EPSV", "MDTM", "MFMT", &mlst, "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"];
+                if self.settings.tls {
+                    features.extend(["AUTH TLS", "PBSZ", "PROT"]);
+                }
                 self.ok(Code::SystemStatus, format!("Features:\n{}\nEnd", features.join("\n")))
             }
             Help(None) => {
@@ -326,7 +345,64 @@ impl Session {
                 self.writable_entry(&path)?.remove_file().map_err(|e| Reply::from_io(&e))?;
                 self.ok(Code::FileActionOkay, "File deleted.")
             }
+            AuthTls => self.auth_tls(),
+            Pbsz => {
+                self.require_control_tls("PBSZ")?;
+                self.pbsz = true;
+                self.ok(Code::CommandOkay, "PBSZ=0")
+            }
+            Prot(level) => self.prot(level),
+            Ccc => {
+                self.require_control_tls("CCC")?;
+                Err(Reply::new(Code::DeniedByPolicy, "CCC refused: the control connection stays protected."))
+            }
         }
+    }
+
+    // ---- TLS (RFC 4217) ----
+
+    fn auth_tls(&mut self) -> Handled {
+        if !self.settings.tls {
+            return Err(Reply::new(Code::ParameterNotImplemented, "AUTH TLS is not available: no certificate."));
+        }
+        if self.control_tls {
+            return Err(Reply::new(Code::BadSequence, "TLS is already on."));
+        }
+        if self.is_logged_in() {
+            return Err(Reply::new(Code::BadSequence, "AUTH TLS must come before login."));
+        }
+        // A user name sent in clear does not carry over into the protected session.
+        self.login = Login::AwaitingUser;
+        self.reply(Code::SecurityExchangeDone, "AUTH TLS successful.");
+        self.tls_started();
+        Ok(Effect::StartTls)
+    }
+
+    /// The control connection is (about to be) TLS: `AUTH TLS`, or the implicit TLS port.
+    pub fn tls_started(&mut self) {
+        self.control_tls = true;
+    }
+
+    fn require_control_tls(&self, verb: &str) -> Result<(), Reply> {
+        if self.control_tls { Ok(()) } else { Err(Reply::new(Code::BadSequence, format!("{verb} needs AUTH TLS first."))) }
+    }
+
+    fn prot(&mut self, level: Protection) -> Handled {
+        self.require_control_tls("PROT")?;
+        if !self.pbsz {
+            return Err(Reply::new(Code::BadSequence, "PROT needs PBSZ first."));
+        }
+        if level == Protection::Clear && self.settings.require_tls {
+            return Err(Reply::new(Code::DeniedByPolicy, "PROT C refused: data must be protected (PROT P)."));
+        }
+        self.protection = level;
+        let name = if level == Protection::Private { "P" } else { "C" };
+        self.ok(Code::CommandOkay, format!("Protection level set to {name}."))
+    }
+
+    /// Whether data connections opened now must be TLS (`PROT P`).
+    pub fn protects_data(&self) -> bool {
+        self.protection == Protection::Private
     }
 
     fn reply(&mut self, code: Code, text: impl Into<Vec<u8>>) {
@@ -386,7 +462,8 @@ impl Session {
         match account {
             Some(account) => {
                 let access = if account.writable { "read-write" } else { "read-only" };
-                info!("[#{}] login {} from {} ({access})", self.id, account.name, self.peer.ip());
+                let tls = if self.control_tls { ", TLS" } else { "" };
+                info!("[#{}] login {} from {} ({access}{tls})", self.id, account.name, self.peer.ip());
                 self.reply(Code::LoggedIn, "Login successful.");
                 self.login = Login::LoggedIn(account);
             }
@@ -553,6 +630,9 @@ impl Session {
     }
 
     fn data_target(&self) -> Result<Target, Reply> {
+        if self.settings.require_tls && !self.protects_data() {
+            return Err(Reply::new(Code::ProtLevelRefused, "Data connections need PROT P here."));
+        }
         match self.data {
             DataChannel::Passive => Ok(Target::Passive),
             DataChannel::Active(addr) => Ok(Target::Active(addr)),
@@ -817,6 +897,8 @@ mod tests {
             pasv_address: None,
             max_login_failures: 3,
             zero_copy: true,
+            tls: false,
+            require_tls: false,
         });
         let peer = "127.0.0.1:40000".parse().unwrap();
         let local = "127.0.0.1:2121".parse().unwrap();

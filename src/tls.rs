@@ -1,0 +1,170 @@
+//! FTPS policy (RFC 4217): the certificate, the two rustls configurations, and the rule that a
+//! data connection must resume its own control connection's TLS session.
+//!
+//! Nothing here touches a socket; `conn::transport` drives each `rustls::ServerConnection` by
+//! hand on the loop's non-blocking sockets, so a TLS session is just more state in a slab slot.
+//!
+//! Why two configurations: control connections hand out TLS 1.3 session tickets, tagged with
+//! their session's id (`set_resumption_data`); data connections resume one of them and hand out
+//! none. A ticket sent on a data connection races with the client closing it after an upload,
+//! and clients that lose that race lose the upload (seen with vsftpd and pyftpdlib). Both
+//! configurations share one ticket key, so a ticket from the control connection opens the data
+//! connection, and the tag read back from it proves *which* control connection it came from.
+//! Tickets are stateless (encrypted with that key) rather than entries in a server-side cache,
+//! because a client reuses one ticket for every data connection of a session, and rustls's
+//! stateful TLS 1.3 tickets are single-use.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ProducesTickets, ServerConfig, ServerConnection};
+use rustls::{HandshakeKind, ProtocolVersion};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Plaintext and TLS bytes rustls may buffer per connection in each direction: it bounds a TLS
+/// session's memory the way our own `Buffer` bounds a plain one.
+pub const BUFFER_LIMIT: usize = 64 * 1024;
+
+/// The loaded certificate and the configurations built from it.
+#[derive(Clone)]
+pub struct Tls {
+    control: Arc<ServerConfig>,
+    data: Arc<ServerConfig>,
+    /// Kept across certificate reloads, so tickets issued before a reload still resume.
+    ticketer: Arc<dyn ProducesTickets>,
+    /// Accept data connections that resume no session (stock Python `ftplib` does not).
+    pub allow_unresumed_data: bool,
+}
+
+/// Why a certificate or key could not be used, naming the file.
+#[derive(Debug)]
+pub struct LoadError(String);
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl Tls {
+    /// Loads a PEM certificate chain and its PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn load(cert: &Path, key: &Path, allow_unresumed_data: bool) -> Result<Tls, LoadError> {
+        let ticketer = rustls::crypto::ring::Ticketer::new()
+            .map_err(|e| LoadError(format!("cannot set up TLS session tickets: {e}")))?;
+        Tls::build(cert, key, ticketer, allow_unresumed_data)
+    }
+
+    /// The same settings with the certificate and key read again (`SIGHUP`); sessions already
+    /// running keep theirs, and their tickets stay valid.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<Tls, LoadError> {
+        Tls::build(cert, key, self.ticketer.clone(), self.allow_unresumed_data)
+    }
+
+    fn build(
+        cert: &Path,
+        key: &Path,
+        ticketer: Arc<dyn ProducesTickets>,
+        allow_unresumed_data: bool,
+    ) -> Result<Tls, LoadError> {
+        let chain = read_chain(cert)?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| LoadError(format!("TLS key {}: {}", key.display(), pem_reason(e))))?;
+        let mut control = ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| LoadError(format!("TLS certificate {} does not fit its key: {e}", cert.display())))?;
+        control.ticketer = ticketer.clone();
+        let mut data = control.clone();
+        data.send_tls13_tickets = 0;
+        Ok(Tls { control: Arc::new(control), data: Arc::new(data), ticketer, allow_unresumed_data })
+    }
+
+    /// A server-side TLS session for a control connection of session `session_id`.
+    pub fn control_session(&self, session_id: u64) -> Result<ServerConnection, rustls::Error> {
+        let mut conn = ServerConnection::new(self.control.clone())?;
+        conn.set_resumption_data(&tag(session_id));
+        conn.set_buffer_limit(Some(BUFFER_LIMIT));
+        Ok(conn)
+    }
+
+    /// A server-side TLS session for a data connection; `Binding::check` says whether it may
+    /// carry a transfer once its handshake is done.
+    pub fn data_session(&self) -> Result<ServerConnection, rustls::Error> {
+        let mut conn = ServerConnection::new(self.data.clone())?;
+        conn.set_buffer_limit(Some(BUFFER_LIMIT));
+        Ok(conn)
+    }
+}
+
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, LoadError> {
+    let what = |reason: String| LoadError(format!("TLS certificate {}: {reason}", path.display()));
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| what(pem_reason(e)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| what(pem_reason(e)))?;
+    if chain.is_empty() {
+        return Err(what("no CERTIFICATE block in the file".into()));
+    }
+    Ok(chain)
+}
+
+fn pem_reason(e: rustls::pki_types::pem::Error) -> String {
+    match e {
+        rustls::pki_types::pem::Error::Io(e) => e.to_string(),
+        rustls::pki_types::pem::Error::NoItemsFound => "no PEM block of the expected kind in the file".into(),
+        other => format!("not valid PEM ({other:?})"),
+    }
+}
+
+/// What a control connection writes into its tickets: the session id. rustls guarantees the
+/// integrity of this data, so a client cannot forge another session's tag.
+fn tag(session_id: u64) -> [u8; 8] {
+    session_id.to_be_bytes()
+}
+
+/// `TLS 1.3, TLS13_AES_256_GCM_SHA384, resumed`: what an established TLS session uses, for logs.
+pub fn describe(tls: &ServerConnection) -> String {
+    let version = match tls.protocol_version() {
+        Some(ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
+        Some(ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
+        other => format!("{other:?}"),
+    };
+    let suite = tls.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
+    let kind = if tls.handshake_kind() == Some(HandshakeKind::Resumed) { "resumed" } else { "full handshake" };
+    format!("{version}, {suite}, {kind}")
+}
+
+/// What a data connection's finished handshake must show.
+#[derive(Clone, Copy, Debug)]
+pub struct Binding {
+    /// The session whose control connection's TLS session must be resumed.
+    pub session_id: u64,
+    /// The TLS version the control connection negotiated.
+    pub control_version: Option<ProtocolVersion>,
+    pub allow_unresumed: bool,
+}
+
+impl Binding {
+    /// `Ok` if `data` (its handshake done) may carry this session's transfer; otherwise the
+    /// reason it may not, for the log.
+    pub fn check(&self, data: &ServerConnection) -> Result<(), String> {
+        if self.allow_unresumed {
+            return Ok(());
+        }
+        let resumed = data.handshake_kind() == Some(HandshakeKind::Resumed);
+        match data.received_resumption_data() {
+            Some(found) if found == tag(self.session_id) => Ok(()),
+            Some(_) => Err("it resumed the TLS session of another control connection".into()),
+            // rustls carries the tag in TLS 1.3 tickets only. A TLS 1.2 control connection is
+            // held to what vsftpd checks: that the data connection resumed some session.
+            None if resumed && self.control_version == Some(ProtocolVersion::TLSv1_2) => Ok(()),
+            None if resumed => Err("it resumed a TLS 1.2 session while the control connection uses TLS 1.3".into()),
+            None => Err("it did not resume the control connection's TLS session \
+                         (a client that cannot: --tls-allow-unresumed-data)"
+                .into()),
+        }
+    }
+}
