@@ -187,7 +187,8 @@ mod tests {
         assert!(Cli::try_parse_from(["mioftpd", "--tls-cert", "c.pem"]).is_err());
         assert!(Cli::try_parse_from(["mioftpd", "--require-tls"]).is_err());
         assert!(Cli::try_parse_from(["mioftpd", "--implicit-tls", "127.0.0.1:990"]).is_err());
-        let cli = Cli::try_parse_from(["mioftpd", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--require-tls"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["mioftpd", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--require-tls"]).unwrap();
         assert!(cli.config.require_tls);
     }
 }

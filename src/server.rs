@@ -568,7 +568,9 @@ impl Server {
         if self.deadlines.len() > 2 * self.conns.len() + 1024 {
             let (armed, conns) = (&self.armed, &self.conns);
             self.deadlines.retain(|at, token| {
-                *token == LISTENER || *token == IMPLICIT_TLS_LISTENER || (conns.contains(token.0) && armed.get(token.0).copied().flatten() == Some(at))
+                *token == LISTENER
+                    || *token == IMPLICIT_TLS_LISTENER
+                    || (conns.contains(token.0) && armed.get(token.0).copied().flatten() == Some(at))
             });
         }
     }
@@ -649,7 +651,8 @@ impl Server {
         let Some(Conn::Passive(passive)) = self.conns.get_mut(token.0) else {
             return;
         };
-        let (owner, session_id, job, binding) = (passive.owner, passive.session_id, passive.job.take(), passive.binding);
+        let (owner, session_id, job, binding) =
+            (passive.owner, passive.session_id, passive.job.take(), passive.binding);
         let transport = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
         let transport = transport.and_then(|()| self.data_transport(stream, binding.as_ref()));
         let transport = match transport {

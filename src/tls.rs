@@ -168,3 +168,94 @@ impl Binding {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::RootCertStore;
+    use rustls::client::{ClientConfig, ClientConnection, Resumption};
+    use rustls::pki_types::ServerName;
+
+    struct Fixture {
+        tls: Tls,
+        client: Arc<ClientConfig>,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// A server with a fresh certificate, and a client that trusts it and remembers tickets.
+    fn fixture(name: &str) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("mioftpd-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(dir.join("cert.pem"), made.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+        let tls = Tls::load(&dir.join("cert.pem"), &dir.join("key.pem"), false).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(made.cert.der().clone()).unwrap();
+        let mut client = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        client.resumption = Resumption::in_memory_sessions(16);
+        Fixture { tls, client: Arc::new(client), dir }
+    }
+
+    /// Runs a handshake in memory, then lets the server's post-handshake tickets reach the client.
+    fn handshake(client: &mut ClientConnection, server: &mut ServerConnection) {
+        for _ in 0..10 {
+            let mut wire = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut wire).unwrap();
+            }
+            server.read_tls(&mut &wire[..]).unwrap();
+            server.process_new_packets().unwrap();
+            wire.clear();
+            while server.wants_write() {
+                server.write_tls(&mut wire).unwrap();
+            }
+            client.read_tls(&mut &wire[..]).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+    }
+
+    fn connect(f: &Fixture, server: &mut ServerConnection) {
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut client = ClientConnection::new(f.client.clone(), name).unwrap();
+        handshake(&mut client, server);
+    }
+
+    fn binding(session_id: u64) -> Binding {
+        Binding { session_id, control_version: Some(ProtocolVersion::TLSv1_3), allow_unresumed: false }
+    }
+
+    #[test]
+    fn a_data_connection_must_resume_its_own_sessions_ticket() {
+        let f = fixture("bind");
+        let mut control = f.tls.control_session(7).unwrap();
+        connect(&f, &mut control);
+        let mut data = f.tls.data_session().unwrap();
+        connect(&f, &mut data);
+        assert_eq!(data.handshake_kind(), Some(HandshakeKind::Resumed));
+        assert_eq!(binding(7).check(&data), Ok(()));
+        assert!(binding(8).check(&data).unwrap_err().contains("another control connection"));
+    }
+
+    #[test]
+    fn data_connections_issue_no_tickets_and_fresh_ones_are_refused() {
+        let f = fixture("fresh");
+        // No control connection first: the client has no ticket, so the data handshake is full.
+        let mut data = f.tls.data_session().unwrap();
+        connect(&f, &mut data);
+        assert!(binding(1).check(&data).unwrap_err().contains("did not resume"));
+        let allowed = Binding { allow_unresumed: true, ..binding(1) };
+        assert_eq!(allowed.check(&data), Ok(()));
+        // ... and that data connection left the client nothing to resume with.
+        let mut next = f.tls.data_session().unwrap();
+        connect(&f, &mut next);
+        assert_eq!(next.handshake_kind(), Some(HandshakeKind::Full));
+    }
+}

@@ -78,7 +78,10 @@ impl Command {
     /// these are the ones clients send while probing).
     pub fn allowed_before_login(&self) -> bool {
         use Command::*;
-        matches!(self, User(_) | Pass(_) | Quit | Noop | Syst | Feat | Help(_) | Opts(_) | AuthTls | Pbsz | Prot(_) | Ccc)
+        matches!(
+            self,
+            User(_) | Pass(_) | Quit | Noop | Syst | Feat | Help(_) | Opts(_) | AuthTls | Pbsz | Prot(_) | Ccc
+        )
     }
 }
 

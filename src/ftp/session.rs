@@ -243,7 +243,8 @@ impl Session {
             Syst => self.ok(Code::SystemType, "UNIX Type: L8"),
             Feat => {
                 let mlst = format!("MLST {}", self.facts.feat());
-                let mut features = vec!["EPRT", "EPSV", "MDTM", "MFMT", &mlst, "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"];
+                let mut features =
+                    vec!["EPRT", "EPSV", "MDTM", "MFMT", &mlst, "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"];
                 if self.settings.tls {
                     features.extend(["AUTH TLS", "PBSZ", "PROT"]);
                 }
@@ -384,7 +385,11 @@ impl Session {
     }
 
     fn require_control_tls(&self, verb: &str) -> Result<(), Reply> {
-        if self.control_tls { Ok(()) } else { Err(Reply::new(Code::BadSequence, format!("{verb} needs AUTH TLS first."))) }
+        if self.control_tls {
+            Ok(())
+        } else {
+            Err(Reply::new(Code::BadSequence, format!("{verb} needs AUTH TLS first.")))
+        }
     }
 
     fn prot(&mut self, level: Protection) -> Handled {
@@ -887,11 +892,15 @@ mod tests {
     }
 
     fn fixture(name: &str, anonymous: bool) -> Fixture {
+        fixture_with(name, anonymous, |_| {})
+    }
+
+    fn fixture_with(name: &str, anonymous: bool, adjust: impl FnOnce(&mut Settings)) -> Fixture {
         let dir = std::env::temp_dir().join(format!("mioftpd-session-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("sub")).unwrap();
         fs::write(dir.join("file.txt"), b"hello\n").unwrap();
-        let settings = Arc::new(Settings {
+        let mut settings = Settings {
             root: Root::new(&dir).unwrap(),
             anonymous,
             pasv_address: None,
@@ -899,7 +908,9 @@ mod tests {
             zero_copy: true,
             tls: false,
             require_tls: false,
-        });
+        };
+        adjust(&mut settings);
+        let settings = Arc::new(settings);
         let peer = "127.0.0.1:40000".parse().unwrap();
         let local = "127.0.0.1:2121".parse().unwrap();
         let mut session = Session::new(1, peer, local, settings);
@@ -943,6 +954,45 @@ mod tests {
         assert_eq!(code_of(s, "FEAT"), [211]);
         assert_eq!(code_of(s, "NOOP"), [200]);
         assert_eq!(code_of(s, "PASS x"), [503]);
+    }
+
+    #[test]
+    fn auth_tls_then_pbsz_then_prot() {
+        let mut f = fixture_with("tls-seq", true, |s| s.tls = true);
+        let s = &mut f.session;
+        assert_eq!(code_of(s, "USER anonymous"), [331]);
+        let (codes, effect) = send(s, "AUTH TLS");
+        assert_eq!(codes, [234]);
+        assert!(matches!(effect, Effect::StartTls));
+        assert_eq!(code_of(s, "PASS guest@"), [503], "a USER sent in clear must not carry over");
+        assert_eq!(code_of(s, "AUTH TLS"), [503]);
+        assert_eq!(code_of(s, "PROT P"), [503], "PBSZ comes first");
+        assert_eq!(code_of(s, "PBSZ 0"), [200]);
+        assert_eq!(code_of(s, "PROT P"), [200]);
+        assert!(s.protects_data());
+        assert_eq!(code_of(s, "PROT C"), [200]);
+        assert!(!s.protects_data());
+        assert_eq!(code_of(s, "CCC"), [534]);
+        login_anonymous(s);
+        assert_eq!(code_of(s, "AUTH TLS"), [503]);
+    }
+
+    #[test]
+    fn require_tls_refuses_clear_logins_and_clear_data() {
+        let mut f = fixture_with("tls-req", true, |s| {
+            s.tls = true;
+            s.require_tls = true;
+        });
+        let s = &mut f.session;
+        assert_eq!(code_of(s, "USER anonymous"), [530]);
+        assert_eq!(code_of(s, "AUTH TLS"), [234]);
+        login_anonymous(s);
+        assert_eq!(code_of(s, "PBSZ 0"), [200]);
+        assert_eq!(code_of(s, "PROT C"), [534]);
+        assert_eq!(code_of(s, "PORT 127,0,0,1,200,10"), [200]);
+        assert_eq!(code_of(s, "LIST"), [521], "PROT is still C");
+        assert_eq!(code_of(s, "PROT P"), [200]);
+        assert!(matches!(send(s, "LIST").1, Effect::Start(..)));
     }
 
     #[test]
