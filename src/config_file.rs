@@ -52,7 +52,7 @@ pub fn effective_settings(matches: &ArgMatches) -> String {
             continue;
         };
         let mut values: Vec<toml::Value> = raw.map(|v| typed_value(&v.to_string_lossy())).collect();
-        let value = if values.len() == 1 { values.remove(0) } else { toml::Value::Array(values.into()) };
+        let value = if values.len() == 1 { values.remove(0) } else { toml::Value::Array(values) };
         out.push_str(&format!("{id} = {}\n", shown(id, value)));
     }
     out
