@@ -35,11 +35,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Each session can hold three descriptors (control, data, file), and the common soft limit of
-/// 1024 would cap a server at a few hundred sessions: raise it to the hard limit, as far as
-/// the configured sessions need.
+/// Each session can hold four descriptors (control, data, file, and its home directory if the
+/// user has one), and the common soft limit of 1024 would cap a server at a few hundred
+/// sessions: raise it to the hard limit, as far as the configured sessions need.
 fn raise_fd_limit(config: &mioftpd::Config) {
-    let want = (config.max_sessions as u64 * 3 + 64) as libc::rlim_t;
+    let want = (config.max_sessions as u64 * 4 + 64) as libc::rlim_t;
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
     unsafe {
