@@ -389,11 +389,14 @@ impl Session {
         };
         match account {
             Some(account) => {
+                // Opened at each login (a path lookup and one open, like a CWD), not when the users
+                // file is loaded: a home created later works without a reload, and idle accounts
+                // hold no descriptors.
                 let root = match &account.home {
                     None => self.settings.root.clone(),
                     Some(home) => match self.settings.root.home(home) {
                         Ok(root) => root,
-                        // The admin's mistake, not the client's: the client hears only that it cannot log in.
+                        // The admin's mistake: the log says where; the client is not told the path.
                         Err(e) => {
                             error!("[#{}] login {} refused: home {}: {e}", self.id, account.name, home.display());
                             return self.reply(Code::NotLoggedIn, "Home directory not available.");
