@@ -1,5 +1,6 @@
 //! Command-line configuration: what to serve, where, and to whom. Parsing and validation only;
-//! no sockets are opened here.
+//! no sockets are opened here. Every flag of `Config` is also a key of the `--config` file
+//! (see `config_file`), with nothing to add for it there.
 
 use clap::{Args, Parser, Subcommand};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -12,6 +13,10 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Subcommands>,
+    /// A TOML file of settings: each key is a flag's long name (`max_sessions = 50`); flags
+    /// given on the command line win over it.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
     #[command(flatten)]
     pub config: Config,
 }
@@ -23,19 +28,35 @@ pub enum Subcommands {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Check a configuration file, the root and the users file it names, and each user's
+    /// home; print the effective settings (no password hashes). Exit status 1 if anything is wrong.
+    CheckConfig {
+        /// The TOML file, as for `--config`.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum UsersAction {
     /// Add a user, or replace its password; reads the password from standard input (one line).
+    /// An existing user keeps the access, home and rate not given here.
     Add {
         /// The users file (created if missing).
         file: PathBuf,
         /// The user name.
         name: String,
         /// The user may read but not write.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "read_write")]
         read_only: bool,
+        /// The user may read and write (the default for a new user).
+        #[arg(long)]
+        read_write: bool,
+        /// The user's `/`: a directory inside `--root` (relative) or instead of it (absolute).
+        #[arg(long, value_name = "DIR")]
+        home: Option<PathBuf>,
+        /// The user's bandwidth limit in bytes per second (`512k`, `10M`).
+        #[arg(long, value_name = "BYTES_PER_SEC", value_parser = crate::units::parse_rate)]
+        rate: Option<u64>,
     },
 }
 
@@ -51,7 +72,7 @@ pub struct Config {
     /// `--users` file is given.
     #[arg(long)]
     pub anonymous: bool,
-    /// Users file: `NAME:HASH[:rw|ro]` lines (see `mioftpd users add`).
+    /// Users file: `NAME:HASH[:FLAGS]` lines, FLAGS like `rw,home=alice,rate=10M` (see `mioftpd users add`).
     #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
     /// Ports for passive data connections, e.g. `50000-50100` (default: the system's ephemeral range).
@@ -97,21 +118,21 @@ pub struct Config {
     #[arg(long)]
     pub no_zero_copy: bool,
     /// TLS certificate chain (PEM) for FTPS: enables `AUTH TLS` (RFC 4217).
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// Refuse `USER` before `AUTH TLS`, and data connections without `PROT P`.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long)]
     pub require_tls: bool,
     /// Also listen for implicit FTPS (TLS from the first byte, as `ftps://` clients expect).
-    #[arg(long, value_name = "ADDR:PORT", requires = "tls_cert")]
+    #[arg(long, value_name = "ADDR:PORT")]
     pub implicit_tls: Option<SocketAddr>,
     /// Accept TLS data connections that do not resume the control connection's TLS session
     /// (stock Python ftplib). By default they are refused, so that nobody but the logged-in
     /// client can use a session's data connection.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long)]
     pub tls_allow_unresumed_data: bool,
 }
 
@@ -182,11 +203,10 @@ mod tests {
         assert!(!cli.config.anonymous_allowed());
         let cli = Cli::try_parse_from(["mioftpd", "users", "add", "u.txt", "alice", "--read-only"]).unwrap();
         assert!(matches!(cli.command, Some(Subcommands::Users { action: UsersAction::Add { read_only: true, .. } })));
+        let cli = Cli::try_parse_from(["mioftpd", "check-config", "c.toml"]).unwrap();
+        assert!(matches!(cli.command, Some(Subcommands::CheckConfig { .. })));
+        assert!(Cli::try_parse_from(["mioftpd", "users", "add", "u", "a", "--read-only", "--read-write"]).is_err());
         assert!(Cli::try_parse_from(["mioftpd", "--listen", "nonsense"]).is_err());
-        // TLS options without a certificate make no sense: refused up front.
-        assert!(Cli::try_parse_from(["mioftpd", "--tls-cert", "c.pem"]).is_err());
-        assert!(Cli::try_parse_from(["mioftpd", "--require-tls"]).is_err());
-        assert!(Cli::try_parse_from(["mioftpd", "--implicit-tls", "127.0.0.1:990"]).is_err());
         let cli =
             Cli::try_parse_from(["mioftpd", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--require-tls"]).unwrap();
         assert!(cli.config.require_tls);

@@ -19,7 +19,9 @@
 
 pub mod auth;
 pub mod buffer;
+pub mod check_config;
 pub mod config;
+pub mod config_file;
 pub mod conn;
 pub mod credential_cache;
 pub mod fs;
@@ -28,6 +30,7 @@ pub mod privileges;
 pub mod server;
 pub mod timer;
 pub mod tls;
+pub mod units;
 pub mod verifier;
 
 pub use config::Config;

@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -80,8 +81,10 @@ pub struct Server {
     limits: Limits,
     sessions_per_ip: HashMap<IpAddr, usize>,
     sessions: usize,
-    /// SIGTERM/SIGINT, once `handle_signals` is called (the binary does; tests do not).
+    /// SIGTERM/SIGINT/SIGHUP, once `handle_signals` is called (the binary does; tests do not).
     signals: Option<Signals>,
+    /// Re-read on SIGHUP.
+    users_file: Option<PathBuf>,
     /// Set by the first SIGTERM/SIGINT: no new sessions; idle ones close; transfers get until
     /// this instant to finish.
     draining: Option<Instant>,
@@ -120,26 +123,10 @@ impl Server {
         let root =
             Root::new(&config.root).map_err(|e| context(e, format!("cannot serve {}", config.root.display())))?;
         let users = match &config.users {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| context(e, format!("cannot read users file {}", path.display())))?;
-                Users::parse(&text).map_err(|e| {
-                    io::Error::new(io::ErrorKind::InvalidData, format!("users file {}: {e}", path.display()))
-                })?
-            }
+            Some(path) => Users::load(path)?,
             None => Users::default(),
         };
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(
-                Tls::load(cert, key, config.tls_allow_unresumed_data)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
-            ),
-            (None, None) if config.require_tls || config.implicit_tls.is_some() => {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "TLS options need --tls-cert and --tls-key"));
-            }
-            (None, None) => None,
-            _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "--tls-cert and --tls-key go together")),
-        };
+        let tls = Tls::from_config(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let listener = listen(config.listen).map_err(|e| context(e, format!("cannot listen on {}", config.listen)))?;
         let local_addr = listener.local_addr()?;
         let mut implicit_tls_listener = match config.implicit_tls {
@@ -199,6 +186,7 @@ impl Server {
             sessions_per_ip: HashMap::new(),
             sessions: 0,
             signals: None,
+            users_file: config.users.clone(),
             draining: None,
             shutdown_grace: Duration::from_secs(config.shutdown_grace),
         })
@@ -217,9 +205,10 @@ impl Server {
         Handle { stop: self.stop.clone(), waker: self.waker.clone(), open_slots: self.open_slots.clone() }
     }
 
-    /// Makes SIGTERM and SIGINT shut the server down gracefully (a second signal: at once).
+    /// Makes SIGTERM and SIGINT shut the server down gracefully (a second signal: at once),
+    /// and SIGHUP reload what can change without a restart (`reload`).
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([libc::SIGTERM, libc::SIGINT])?;
+        let mut signals = Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP])?;
         self.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
         self.signals = Some(signals);
         Ok(())
@@ -308,6 +297,10 @@ impl Server {
     fn take_signals(&mut self) {
         let received: Vec<i32> = self.signals.as_mut().map(|s| s.pending().collect()).unwrap_or_default();
         for signal in received {
+            if signal == libc::SIGHUP {
+                self.reload();
+                continue;
+            }
             if self.draining.is_some() {
                 warn!("second signal {signal}: stopping now");
                 self.stop.store(true, Ordering::SeqCst);
@@ -324,6 +317,43 @@ impl Server {
                 let _ = self.poll.registry().deregister(implicit);
             }
             self.draining = Some(Instant::now() + self.shutdown_grace);
+        }
+    }
+
+    /// SIGHUP: re-reads each part that can change under running sessions, on its own. A part
+    /// that fails to load keeps what it had and says why; sessions are never dropped. A new
+    /// reloadable part gets a `reload_…` method called here, logging the same way.
+    fn reload(&mut self) {
+        info!("SIGHUP: reloading");
+        self.reload_users();
+        self.reload_tls();
+    }
+
+    /// New TLS sessions use the certificate and key as they are now (a renewed certificate);
+    /// sessions already running keep theirs.
+    fn reload_tls(&mut self) {
+        let Some(tls) = &self.tls else { return };
+        match tls.reload() {
+            Ok(tls) => {
+                info!("reload: TLS certificate {}", tls.cert_file().display());
+                self.tls = Some(tls);
+            }
+            Err(e) => warn!("reload: {e}; keeping the certificate loaded before"),
+        }
+    }
+
+    /// New logins are checked against the users file as it is now; sessions already logged
+    /// in keep their account until they end.
+    fn reload_users(&mut self) {
+        let Some(path) = &self.users_file else {
+            return info!("reload: no users file to reload");
+        };
+        match Users::load(path) {
+            Ok(users) => {
+                info!("reload: users file {}: {} users", path.display(), users.len());
+                self.verifier.replace_users(users);
+            }
+            Err(e) => warn!("reload: {e}; keeping the users loaded before"),
         }
     }
 

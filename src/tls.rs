@@ -14,12 +14,13 @@
 //! because a client reuses one ticket for every data connection of a session, and rustls's
 //! stateful TLS 1.3 tickets are single-use.
 
+use crate::config::Config;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ProducesTickets, ServerConfig, ServerConnection};
 use rustls::{HandshakeKind, ProtocolVersion};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Plaintext and TLS bytes rustls may buffer per connection in each direction: it bounds a TLS
@@ -35,6 +36,9 @@ pub struct Tls {
     ticketer: Arc<dyn ProducesTickets>,
     /// Accept data connections that resume no session (stock Python `ftplib` does not).
     pub allow_unresumed_data: bool,
+    /// Where the certificate and key came from, to read them again on `SIGHUP`.
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 /// Why a certificate or key could not be used, naming the file.
@@ -50,6 +54,19 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 impl Tls {
+    /// The TLS settings of `config`: `None` when no certificate is configured; an error when
+    /// the files cannot be used or TLS options come without a certificate.
+    pub fn from_config(config: &Config) -> Result<Option<Tls>, LoadError> {
+        match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Tls::load(cert, key, config.tls_allow_unresumed_data).map(Some),
+            (None, None) if config.require_tls || config.implicit_tls.is_some() || config.tls_allow_unresumed_data => {
+                Err(LoadError("TLS options need tls_cert and tls_key (--tls-cert, --tls-key)".into()))
+            }
+            (None, None) => Ok(None),
+            _ => Err(LoadError("tls_cert and tls_key (--tls-cert, --tls-key) go together".into())),
+        }
+    }
+
     /// Loads a PEM certificate chain and its PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub fn load(cert: &Path, key: &Path, allow_unresumed_data: bool) -> Result<Tls, LoadError> {
         let ticketer = rustls::crypto::ring::Ticketer::new()
@@ -58,9 +75,14 @@ impl Tls {
     }
 
     /// The same settings with the certificate and key read again (`SIGHUP`); sessions already
-    /// running keep theirs, and their tickets stay valid.
-    pub fn reload(&self, cert: &Path, key: &Path) -> Result<Tls, LoadError> {
-        Tls::build(cert, key, self.ticketer.clone(), self.allow_unresumed_data)
+    /// running keep theirs, and tickets issued before stay valid.
+    pub fn reload(&self) -> Result<Tls, LoadError> {
+        Tls::build(&self.cert, &self.key, self.ticketer.clone(), self.allow_unresumed_data)
+    }
+
+    /// The certificate file, for logs.
+    pub fn cert_file(&self) -> &Path {
+        &self.cert
     }
 
     fn build(
@@ -70,16 +92,23 @@ impl Tls {
         allow_unresumed_data: bool,
     ) -> Result<Tls, LoadError> {
         let chain = read_chain(cert)?;
-        let key = PrivateKeyDer::from_pem_file(key)
+        let private_key = PrivateKeyDer::from_pem_file(key)
             .map_err(|e| LoadError(format!("TLS key {}: {}", key.display(), pem_reason(e))))?;
         let mut control = ServerConfig::builder()
             .with_no_client_auth()
-            .with_single_cert(chain, key)
+            .with_single_cert(chain, private_key)
             .map_err(|e| LoadError(format!("TLS certificate {} does not fit its key: {e}", cert.display())))?;
         control.ticketer = ticketer.clone();
         let mut data = control.clone();
         data.send_tls13_tickets = 0;
-        Ok(Tls { control: Arc::new(control), data: Arc::new(data), ticketer, allow_unresumed_data })
+        Ok(Tls {
+            control: Arc::new(control),
+            data: Arc::new(data),
+            ticketer,
+            allow_unresumed_data,
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        })
     }
 
     /// A server-side TLS session for a control connection of session `session_id`.

@@ -190,7 +190,7 @@ impl Driver {
                 if let Pending::Verify { user, .. } = &self.pending {
                     let account = match arg % 3 {
                         0 => None,
-                        1 => Some(Account { name: user.clone(), writable: false }),
+                        1 => Some(Account { name: user.clone(), ..Account::default() }),
                         _ => Some(Account::anonymous()),
                     };
                     self.pending = Pending::Nothing;
@@ -233,7 +233,7 @@ impl Driver {
         match std::mem::replace(&mut self.pending, Pending::Nothing) {
             Pending::Nothing => {}
             Pending::Verify { user, password } => {
-                self.session.verified((!password.is_empty()).then_some(Account { name: user, writable: false }));
+                self.session.verified((!password.is_empty()).then_some(Account { name: user, ..Account::default() }));
             }
             Pending::Transfer(source) => self.session.finished(drain(source)),
         }

@@ -5,7 +5,8 @@
 //! ```text
 //!  login:   AwaitingUser --USER--> AwaitingPass --PASS(anonymous)--------------> LoggedIn
 //!                                       |--PASS(user)--> Verifying --ok--------> LoggedIn
-//!                                                             `------failed----> AwaitingUser
+//!                                                             |------failed----> AwaitingUser
+//!                                                             `--home missing--> AwaitingUser
 //!  data:    Idle --PASV/EPSV--> Opening --listening()--> Passive --RETR/STOR/LIST--> Transferring
 //!           Idle --PORT/EPRT--> Active ----------------------------RETR/STOR/LIST--> Transferring
 //!           Transferring --finished()--> Idle                                    (226/425/426/451)
@@ -20,7 +21,7 @@ use crate::auth::{self, Account};
 use crate::fs::listing::{self, Facts, Format, Listing};
 use crate::fs::transfer::{Job, Sink, Source, TransferError};
 use crate::fs::{Entry, Root, VPath};
-use log::{info, warn};
+use log::{error, info, warn};
 use std::fs;
 use std::io::{self, Seek, SeekFrom};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -119,6 +120,8 @@ pub struct Session {
     local: SocketAddr,
     settings: Arc<Settings>,
     login: Login,
+    /// The logged-in user's `/`: the served root, or their home.
+    root: Root,
     cwd: VPath,
     repr: Repr,
     data: DataChannel,
@@ -148,6 +151,7 @@ impl Session {
             id,
             peer,
             local,
+            root: settings.root.clone(),
             settings,
             login: Login::AwaitingUser,
             cwd: VPath::root(),
@@ -293,7 +297,7 @@ impl Session {
             Mfmt(time, arg) => {
                 let path = self.cwd.join(&arg);
                 self.writable_entry(&path)?;
-                self.settings.root.open(&path).and_then(|f| f.set_modified(time)).map_err(|e| Reply::from_io(&e))?;
+                self.root.open(&path).and_then(|f| f.set_modified(time)).map_err(|e| Reply::from_io(&e))?;
                 let mut text = format!("Modify={}; ", listing::mdtm(time)).into_bytes();
                 text.extend_from_slice(&arg);
                 self.ok(Code::FileStatus, text)
@@ -466,10 +470,27 @@ impl Session {
         };
         match account {
             Some(account) => {
+                // Opened at each login (a path lookup and one open, like a CWD), not when the users
+                // file is loaded: a home created later works without a reload, and idle accounts
+                // hold no descriptors.
+                let root = match &account.home {
+                    None => self.settings.root.clone(),
+                    Some(home) => match self.settings.root.home(home) {
+                        Ok(root) => root,
+                        // The admin's mistake: the log says where; the client is not told the path.
+                        Err(e) => {
+                            error!("[#{}] login {} refused: home {}: {e}", self.id, account.name, home.display());
+                            return self.reply(Code::NotLoggedIn, "Home directory not available.");
+                        }
+                    },
+                };
                 let access = if account.writable { "read-write" } else { "read-only" };
                 let tls = if self.control_tls { ", TLS" } else { "" };
-                info!("[#{}] login {} from {} ({access}{tls})", self.id, account.name, self.peer.ip());
+                let home =
+                    account.home.as_ref().map(|_| format!(", home {}", root.dir().display())).unwrap_or_default();
+                info!("[#{}] login {} from {} ({access}{home}{tls})", self.id, account.name, self.peer.ip());
                 self.reply(Code::LoggedIn, "Login successful.");
+                self.root = root;
                 self.login = Login::LoggedIn(account);
             }
             None => {
@@ -534,7 +555,7 @@ impl Session {
 
     fn cwd(&mut self, arg: &[u8]) -> Handled {
         let path = self.cwd.join(arg);
-        if !self.settings.root.metadata(&path).map_err(|e| Reply::from_io(&e))?.is_dir() {
+        if !self.root.metadata(&path).map_err(|e| Reply::from_io(&e))?.is_dir() {
             return Err(Reply::new(Code::FileUnavailable, "Not a directory."));
         }
         self.cwd = path;
@@ -542,7 +563,7 @@ impl Session {
     }
 
     fn regular_file(&self, arg: &[u8]) -> Result<fs::Metadata, Reply> {
-        let meta = self.settings.root.metadata(&self.cwd.join(arg)).map_err(|e| Reply::from_io(&e))?;
+        let meta = self.root.metadata(&self.cwd.join(arg)).map_err(|e| Reply::from_io(&e))?;
         if !meta.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
         }
@@ -554,7 +575,7 @@ impl Session {
         if !self.can_write() {
             return Err(Reply::new(Code::FileUnavailable, "Permission denied."));
         }
-        self.settings.root.entry(path).map_err(|e| Reply::from_io(&e))
+        self.root.entry(path).map_err(|e| Reply::from_io(&e))
     }
 
     fn can_write(&self) -> bool {
@@ -655,7 +676,7 @@ impl Session {
         if let Some(a) = arg.as_deref()
             && listing::is_glob(path.file_name())
             && !matches!(format, Format::Machine { .. })
-            && self.settings.root.metadata(&path).is_err()
+            && self.root.metadata(&path).is_err()
         {
             pattern = Some(path.file_name().to_vec());
             let a = a.strip_suffix(b"/").unwrap_or(a); // `NLST sub/*.txt/` names the same pattern
@@ -663,7 +684,7 @@ impl Session {
             path = path.parent();
             arg = dir;
         }
-        let root = &self.settings.root;
+        let root = &self.root;
         if matches!(format, Format::Machine { .. }) && !root.metadata(&path).map_err(|e| Reply::from_io(&e))?.is_dir() {
             return Err(Reply::new(Code::ParameterSyntaxError, "MLSD needs a directory; use MLST for a file."));
         }
@@ -683,7 +704,7 @@ impl Session {
         let offset = std::mem::take(&mut self.rest);
         self.data_target()?;
         let path = self.cwd.join(arg);
-        let mut file = self.settings.root.open(&path).map_err(|e| Reply::from_io(&e))?;
+        let mut file = self.root.open(&path).map_err(|e| Reply::from_io(&e))?;
         let meta = file.metadata().map_err(|e| Reply::from_io(&e))?;
         if !meta.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
@@ -766,6 +787,7 @@ impl Session {
             info!("[#{}] {user} logged out (REIN)", self.id);
         }
         self.login = Login::AwaitingUser;
+        self.root = self.settings.root.clone();
         self.cwd = VPath::root();
         self.repr = Repr::Binary;
         self.data = DataChannel::Idle;
@@ -797,7 +819,7 @@ impl Session {
     fn stat_path(&mut self, arg: &[u8]) -> Handled {
         const MAX_STAT_BYTES: usize = 256 * 1024;
         let path = self.cwd.join(arg);
-        let root = &self.settings.root;
+        let root = &self.root;
         let mut listing = Listing::open(root, &path, Some(arg), Format::Long).map_err(|e| Reply::from_io(&e))?;
         let mut text = [b"Status of ".as_slice(), path.as_bytes(), b":\n"].concat();
         let mut chunk = vec![0u8; listing::MAX_LINE * 4];
@@ -828,7 +850,7 @@ impl Session {
                 self.writable_entry(&path)?;
                 // fchmod on a descriptor opened beneath the root: a path-based chmod would follow a
                 // symlink swapped in meanwhile.
-                let file = self.settings.root.open(&path).map_err(|e| Reply::from_io(&e))?;
+                let file = self.root.open(&path).map_err(|e| Reply::from_io(&e))?;
                 file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| Reply::from_io(&e))?;
                 self.ok(Code::CommandOkay, "SITE CHMOD command ok.")
             }
@@ -839,7 +861,7 @@ impl Session {
     /// `MLST path`: the facts of one entry, over the control connection.
     fn mlst(&mut self, arg: Option<&[u8]>) -> Handled {
         let path = arg.map_or_else(|| self.cwd.clone(), |a| self.cwd.join(a));
-        let meta = self.settings.root.metadata(&path).map_err(|e| Reply::from_io(&e))?;
+        let meta = self.root.metadata(&path).map_err(|e| Reply::from_io(&e))?;
         let mut line = Vec::new();
         listing::facts_line(&mut line, path.as_bytes(), &meta, None, self.facts, self.can_write());
         let text = [b"Listing ".as_slice(), path.as_bytes(), b"\n", &line, b"\nEnd."].concat();
@@ -1046,7 +1068,7 @@ mod tests {
         code_of(s, "USER alice");
         let (_, effect) = send(s, "PASS pw");
         assert!(matches!(effect, Effect::Verify { ref password, .. } if password == "pw"));
-        s.verified(Some(Account { name: "alice".into(), writable: true }));
+        s.verified(Some(Account { name: "alice".into(), writable: true, ..Account::default() }));
         assert_eq!(codes(s), [230]);
         assert_eq!(code_of(s, "MKD new dir"), [257]);
         assert!(f.dir.join("new dir").is_dir());
@@ -1055,6 +1077,28 @@ mod tests {
         assert!(!f.dir.join("file.txt").exists());
         assert_eq!(code_of(s, "DELE file.txt"), [550]);
         assert_eq!(code_of(s, "USER bob"), [530]);
+    }
+
+    #[test]
+    fn a_home_becomes_the_users_root_and_a_missing_one_refuses_the_login() {
+        let mut f = fixture("home", true);
+        fs::write(f.dir.join("sub/inner.txt"), b"inner").unwrap();
+        let s = &mut f.session;
+        let alice = |home: &str| Account { name: "alice".into(), home: Some(home.into()), ..Account::default() };
+        code_of(s, "USER alice");
+        send(s, "PASS pw");
+        s.verified(Some(alice("missing")));
+        assert_eq!(codes(s), [530]);
+        assert!(!s.is_logged_in());
+        code_of(s, "USER alice");
+        send(s, "PASS pw");
+        s.verified(Some(alice("sub")));
+        assert_eq!(codes(s), [230]);
+        assert_eq!(code_of(s, "SIZE /inner.txt"), [213]);
+        assert_eq!(code_of(s, "SIZE ../file.txt"), [550], "the served root is outside the home");
+        assert_eq!(code_of(s, "REIN"), [220]);
+        login_anonymous(s);
+        assert_eq!(code_of(s, "SIZE /file.txt"), [213], "REIN goes back to the served root");
     }
 
     #[test]
