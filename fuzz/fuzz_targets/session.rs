@@ -59,7 +59,7 @@ fn world() -> &'static World {
     WORLD.get_or_init(|| {
         let dir = served_tree().expect("cannot build the served tree");
         let settings = |pasv_address| {
-            Arc::new(Settings { root: Root::new(&dir).unwrap(), anonymous: true, pasv_address, max_login_failures: 3, zero_copy: true, tls: false, require_tls: false })
+            Arc::new(Settings { root: Root::new(&dir).unwrap(), anonymous: true, pasv_address, max_login_failures: 3, zero_copy: true, tls: true, require_tls: false })
         };
         let v4 = settings(None);
         let v6 = settings(Some("203.0.113.7".parse().unwrap()));
@@ -268,6 +268,8 @@ impl Driver {
                     Job::Receive(_) => panic!("a read-only session prepared an upload"),
                 }
             }
+            // The connection layer switches to TLS; the session expects nothing back.
+            Effect::StartTls => {}
             Effect::CloseData => {
                 // ABOR or REIN: the data connection and its job go away unreported.
                 if let Pending::Transfer(_) = self.pending {
