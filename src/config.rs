@@ -96,6 +96,12 @@ pub struct Config {
     /// (`sendfile` for downloads, `splice` for uploads); for comparison.
     #[arg(long)]
     pub no_zero_copy: bool,
+    /// Append a line per file transfer to FILE, in the wu-ftpd/vsftpd `xferlog` format.
+    #[arg(long, value_name = "FILE")]
+    pub xferlog: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://ADDR:PORT/metrics`, from the same event loop.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Config {
@@ -119,6 +125,8 @@ impl Config {
             credential_cache_secs: 300,
             run_as: None,
             no_zero_copy: false,
+            xferlog: None,
+            metrics: None,
         }
     }
 
@@ -161,5 +169,9 @@ mod tests {
         let cli = Cli::try_parse_from(["mioftpd", "users", "add", "u.txt", "alice", "--read-only"]).unwrap();
         assert!(matches!(cli.command, Some(Subcommands::Users { action: UsersAction::Add { read_only: true, .. } })));
         assert!(Cli::try_parse_from(["mioftpd", "--listen", "nonsense"]).is_err());
+        let cli = Cli::try_parse_from(["mioftpd", "--metrics", "127.0.0.1:9121", "--xferlog", "x.log"]).unwrap();
+        assert_eq!(cli.config.metrics, Some("127.0.0.1:9121".parse().unwrap()));
+        assert_eq!(cli.config.xferlog.as_deref(), Some(std::path::Path::new("x.log")));
+        assert!(Cli::try_parse_from(["mioftpd", "--metrics", "9121"]).is_err());
     }
 }

@@ -14,6 +14,7 @@
 //! - `auth`, `verifier`, `credential_cache`: accounts, the password-checking thread, and the
 //!   cache that spares it repeated logins.
 //! - `config`: command-line options; `privileges`: `--run-as`.
+//! - `metrics`, `xferlog`: what the loop counts (served by `conn::metrics`) and the transfer log.
 
 pub mod auth;
 pub mod buffer;
@@ -22,10 +23,12 @@ pub mod conn;
 pub mod credential_cache;
 pub mod fs;
 pub mod ftp;
+pub mod metrics;
 pub mod privileges;
 pub mod server;
 pub mod timer;
 pub mod verifier;
+pub mod xferlog;
 
 pub use config::Config;
 pub use server::{Handle, Server};

@@ -15,6 +15,7 @@
 
 use super::addr;
 use super::command::{Command, Repr, VERBS};
+use super::event::{Completion, Direction, SessionEvent, TransferRecord};
 use super::reply::{Code, Reply};
 use crate::auth::{self, Account};
 use crate::fs::listing::{self, Facts, Format, Listing};
@@ -100,11 +101,14 @@ enum Store {
     Unique,
 }
 
-/// What is being transferred, for the log line when it ends.
+/// What is being transferred, for the log line and the `TransferRecord` when it ends.
 struct Transfer {
     verb: &'static str,
     path: VPath,
     started: Instant,
+    /// `None` for listings, which are not file transfers.
+    direction: Option<Direction>,
+    ascii: bool,
 }
 
 pub struct Session {
@@ -126,6 +130,8 @@ pub struct Session {
     login_failures: u32,
     quitting: bool,
     outbox: Vec<Reply>,
+    /// Logins and ended transfers, for the loop's metrics and transfer log.
+    events: Vec<SessionEvent>,
 }
 
 type Handled = Result<Effect, Reply>;
@@ -149,6 +155,7 @@ impl Session {
             login_failures: 0,
             quitting: false,
             outbox: Vec::new(),
+            events: Vec::new(),
         };
         session.reply(Code::ServiceReady, "mioftpd ready.");
         session
@@ -157,6 +164,11 @@ impl Session {
     /// Replies queued since the last call.
     pub fn take_replies(&mut self) -> Vec<Reply> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Logins and ended transfers since the last call (an empty `Vec` does not allocate).
+    pub fn take_events(&mut self) -> Vec<SessionEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// After `QUIT`: the connection closes once the outbox is flushed.
@@ -389,8 +401,10 @@ impl Session {
                 info!("[#{}] login {} from {} ({access})", self.id, account.name, self.peer.ip());
                 self.reply(Code::LoggedIn, "Login successful.");
                 self.login = Login::LoggedIn(account);
+                self.events.push(SessionEvent::LoggedIn);
             }
             None => {
+                self.events.push(SessionEvent::LoginFailed);
                 self.login_failures += 1;
                 warn!("[#{}] login failed for {:?} from {} ({})", self.id, user, self.peer.ip(), self.login_failures);
                 if self.login_failures >= self.settings.max_login_failures {
@@ -548,7 +562,13 @@ impl Session {
             [format!("Opening {mode} mode data connection for ").as_bytes(), path.as_bytes(), b"."].concat()
         };
         self.reply(Code::FileStatusOkay, text);
-        self.data = DataChannel::Transferring(Transfer { verb, path, started: Instant::now() });
+        let direction = match &job {
+            Job::Send(Source::Listing(_)) => None,
+            Job::Send(_) => Some(Direction::Out),
+            Job::Receive(_) => Some(Direction::In),
+        };
+        let ascii = self.repr == Repr::Ascii;
+        self.data = DataChannel::Transferring(Transfer { verb, path, started: Instant::now(), direction, ascii });
         Ok(Effect::Start(job, target))
     }
 
@@ -666,6 +686,7 @@ impl Session {
                 );
                 self.reply(Code::TransferAborted, "Transfer aborted.");
                 self.reply(Code::ClosingDataConnection, "Abort successful.");
+                self.transfer_ended(transfer, Completion::Aborted, None);
                 Ok(Effect::CloseData)
             }
             DataChannel::Idle => self.ok(Code::ClosingDataConnection, "No transfer to abort."),
@@ -768,6 +789,12 @@ impl Session {
         };
         let secs = transfer.started.elapsed().as_secs_f64();
         let what = format!("[#{}] {} {}", self.id, transfer.verb, transfer.path.display());
+        let (completion, bytes) = match &result {
+            Ok(bytes) => (Completion::Complete, Some(*bytes)),
+            Err(TransferError::Connect(_)) => (Completion::NoConnection, Some(0)),
+            Err(TransferError::Network(_)) => (Completion::Aborted, None),
+            Err(TransferError::Local(_)) => (Completion::Failed, None),
+        };
         match result {
             Ok(bytes) => {
                 let rate = bytes as f64 / secs.max(1e-6) / (1024.0 * 1024.0);
@@ -787,6 +814,35 @@ impl Session {
                 self.outbox.push(Reply::from_io(&e));
             }
         }
+        self.transfer_ended(transfer, completion, bytes);
+    }
+
+    /// The control connection is closing while a transfer runs (the client went away, or the
+    /// server stops): the transfer ends with it.
+    pub fn connection_lost(&mut self) {
+        if let DataChannel::Transferring(transfer) = std::mem::replace(&mut self.data, DataChannel::Idle) {
+            let secs = transfer.started.elapsed().as_secs_f64();
+            info!("[#{}] {} {} cut off after {secs:.3} s", self.id, transfer.verb, transfer.path.display());
+            self.transfer_ended(transfer, Completion::Aborted, None);
+        }
+    }
+
+    /// Reports an ended file transfer to the loop (listings are not reported).
+    fn transfer_ended(&mut self, transfer: Transfer, completion: Completion, bytes: Option<u64>) {
+        let (Some(direction), Login::LoggedIn(account)) = (transfer.direction, &self.login) else {
+            return;
+        };
+        self.events.push(SessionEvent::TransferEnded(TransferRecord {
+            direction,
+            path: transfer.path,
+            ascii: transfer.ascii,
+            user: account.name.clone(),
+            anonymous: auth::is_anonymous_name(&account.name) && self.settings.anonymous,
+            peer: self.peer.ip(),
+            started: transfer.started,
+            bytes,
+            completion,
+        }));
     }
 }
 
