@@ -180,3 +180,81 @@ fn sample(out: &mut String, name: &str, labels: &str, value: u64) {
         writeln!(out, "mioftpd_{name}{{{labels}}} {value}")
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::VPath;
+    use std::time::Instant;
+
+    fn sample_of<'a>(text: &'a str, key: &str) -> &'a str {
+        let line = text.lines().find(|l| l.rsplit_once(' ').is_some_and(|(k, _)| k == key));
+        line.and_then(|l| l.rsplit_once(' ')).map(|(_, v)| v).unwrap_or_else(|| panic!("{key} missing:\n{text}"))
+    }
+
+    #[test]
+    fn loop_turns_fall_into_cumulative_buckets() {
+        let mut m = Metrics::default();
+        for micros in [5, 10, 30, 2_000, 2_000_000] {
+            m.loop_turn(Duration::from_micros(micros));
+        }
+        let text = m.render(Gauges::default());
+        let bucket = |le: &str| sample_of(&text, &format!("mioftpd_loop_iteration_seconds_bucket{{le=\"{le}\"}}"));
+        assert_eq!(bucket("1e-05"), "2", "a bound is inclusive");
+        assert_eq!(bucket("2.5e-05"), "2");
+        assert_eq!(bucket("5e-05"), "3");
+        assert_eq!(bucket("0.0025"), "4");
+        assert_eq!(bucket("1"), "4");
+        assert_eq!(bucket("+Inf"), "5");
+        assert_eq!(sample_of(&text, "mioftpd_loop_iteration_seconds_count"), "5");
+        assert_eq!(sample_of(&text, "mioftpd_loop_iterations_total"), "5");
+        assert_eq!(sample_of(&text, "mioftpd_loop_iteration_seconds_sum"), "2.002045");
+    }
+
+    #[test]
+    fn counters_and_gauges_by_label() {
+        let mut m = Metrics::default();
+        m.session_opened();
+        m.login(true);
+        m.login(false);
+        m.login(false);
+        m.rejected(Rejection::MaxSessions);
+        let record = |direction, completion, bytes| TransferRecord {
+            direction,
+            path: VPath::root(),
+            ascii: false,
+            user: "u".into(),
+            anonymous: false,
+            peer: "127.0.0.1".parse().unwrap(),
+            started: Instant::now(),
+            bytes,
+            completion,
+        };
+        m.transfer(&record(Direction::Out, Completion::Complete, Some(10)));
+        m.transfer(&record(Direction::Out, Completion::Aborted, Some(3)));
+        m.transfer(&record(Direction::In, Completion::NoConnection, Some(0)));
+        m.transfer(&record(Direction::In, Completion::Failed, Some(7)));
+        let text = m.render(Gauges { sessions: 4, data_connections: 2, passive_listeners: 1 });
+        for (key, value) in [
+            ("mioftpd_sessions_open", "4"),
+            ("mioftpd_sessions_total", "1"),
+            ("mioftpd_data_connections_open", "2"),
+            ("mioftpd_passive_listeners_open", "1"),
+            (r#"mioftpd_logins_total{result="ok"}"#, "1"),
+            (r#"mioftpd_logins_total{result="failed"}"#, "2"),
+            (r#"mioftpd_connections_rejected_total{reason="max_sessions"}"#, "1"),
+            (r#"mioftpd_connections_rejected_total{reason="max_per_ip"}"#, "0"),
+            (r#"mioftpd_transfers_total{direction="out",outcome="ok"}"#, "1"),
+            (r#"mioftpd_transfers_total{direction="out",outcome="aborted"}"#, "1"),
+            (r#"mioftpd_transfers_total{direction="in",outcome="failed"}"#, "2"),
+            (r#"mioftpd_transfer_bytes_total{direction="out"}"#, "13"),
+            (r#"mioftpd_transfer_bytes_total{direction="in"}"#, "7"),
+        ] {
+            assert_eq!(sample_of(&text, key), value, "{key}");
+        }
+        // Every family is announced once, before its samples.
+        let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        assert_eq!(types, text.lines().filter(|l| l.starts_with("# HELP ")).count());
+        assert_eq!(types, 10);
+    }
+}

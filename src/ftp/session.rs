@@ -1084,6 +1084,86 @@ mod tests {
         }
     }
 
+    fn transfer_events(s: &mut Session) -> Vec<TransferRecord> {
+        s.take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                SessionEvent::TransferEnded(record) => Some(record),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn logins_are_reported() {
+        let mut f = fixture("login-events", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        assert!(matches!(s.take_events()[..], [SessionEvent::LoggedIn]));
+        let mut f = fixture("login-failure-events", false);
+        let s = &mut f.session;
+        code_of(s, "USER alice");
+        send(s, "PASS bad");
+        s.verified(None);
+        assert!(matches!(s.take_events()[..], [SessionEvent::LoginFailed]));
+        assert!(s.take_events().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn file_transfers_are_reported_when_they_end_and_listings_are_not() {
+        let mut f = fixture("transfer-events", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        s.take_events();
+        let passive = |s: &mut Session| {
+            send(s, "EPSV");
+            s.listening(Ok(50000));
+        };
+        passive(s);
+        send(s, "LIST");
+        s.finished(Ok(100));
+        assert!(transfer_events(s).is_empty(), "a listing is not a file transfer");
+
+        passive(s);
+        code_of(s, "TYPE A");
+        send(s, "RETR file.txt");
+        assert!(transfer_events(s).is_empty(), "reported when it ends, not when it starts");
+        s.finished(Ok(7));
+        let [r] = &transfer_events(s)[..] else { panic!("one record") };
+        assert_eq!(
+            (r.direction, r.completion, r.bytes, r.ascii),
+            (Direction::Out, Completion::Complete, Some(7), true)
+        );
+        assert_eq!((r.path.as_bytes(), &r.user[..], r.anonymous), (&b"/file.txt"[..], "anonymous", true));
+        assert_eq!(r.peer, "127.0.0.1".parse::<IpAddr>().unwrap());
+
+        passive(s);
+        send(s, "RETR file.txt");
+        code_of(s, "ABOR");
+        let [r] = &transfer_events(s)[..] else { panic!("one record") };
+        assert_eq!((r.completion, r.bytes), (Completion::Aborted, None), "the loop knows the bytes");
+
+        for (error, completion) in [
+            (TransferError::Connect(io::ErrorKind::ConnectionRefused.into()), Completion::NoConnection),
+            (TransferError::Network(io::ErrorKind::ConnectionReset.into()), Completion::Aborted),
+            (TransferError::Local(io::Error::other("disk")), Completion::Failed),
+        ] {
+            passive(s);
+            send(s, "RETR file.txt");
+            s.finished(Err(error));
+            let [r] = &transfer_events(s)[..] else { panic!("one record") };
+            assert_eq!(r.completion, completion);
+        }
+
+        passive(s);
+        send(s, "RETR file.txt");
+        s.connection_lost();
+        let [r] = &transfer_events(s)[..] else { panic!("one record") };
+        assert_eq!(r.completion, Completion::Aborted);
+        s.connection_lost();
+        assert!(transfer_events(s).is_empty(), "only a running transfer is cut off");
+    }
+
     #[test]
     fn quit_and_misc() {
         let mut f = fixture("misc", true);
