@@ -81,6 +81,16 @@ fn with_metrics(cfg: &mut mioftpd::Config) {
     cfg.metrics = Some("127.0.0.1:0".parse().unwrap());
 }
 
+/// An anonymous server that serves metrics, and their address, if `curl` is there to scrape.
+fn server_with_metrics(label: &str) -> Option<(TestServer, SocketAddr)> {
+    if !require("curl") {
+        return None;
+    }
+    let server = TestServer::start_with(label, with_metrics);
+    let metrics = server.metrics.expect("metrics address");
+    Some((server, metrics))
+}
+
 #[test]
 fn metrics_count_sessions_logins_transfers_and_rejections() {
     if !require("curl") {
@@ -160,11 +170,7 @@ fn metrics_count_sessions_logins_transfers_and_rejections() {
 
 #[test]
 fn metrics_endpoint_answers_only_get_metrics() {
-    if !require("curl") {
-        return;
-    }
-    let server = TestServer::start_with("metrics-http", with_metrics);
-    let metrics = server.metrics.unwrap();
+    let Some((server, metrics)) = server_with_metrics("metrics-http") else { return };
     assert_eq!(http_status(metrics, &[], "/metrics"), "200");
     assert_eq!(http_status(metrics, &[], "/metrics?x=1"), "200");
     assert_eq!(http_status(metrics, &[], "/"), "404");
@@ -180,11 +186,7 @@ fn metrics_endpoint_answers_only_get_metrics() {
 
 #[test]
 fn a_slow_or_silent_scraper_does_not_hold_up_ftp_clients_or_other_scrapes() {
-    if !require("curl") {
-        return;
-    }
-    let server = TestServer::start_with("metrics-slow", with_metrics);
-    let metrics = server.metrics.unwrap();
+    let Some((server, metrics)) = server_with_metrics("metrics-slow") else { return };
     let content = random_bytes(2 * 1024 * 1024, 3);
     server.root.write("f.bin", &content);
     let mut slow = TcpStream::connect(metrics).unwrap();
@@ -323,6 +325,7 @@ fn xferlog_lines_for_complete_aborted_and_cut_off_transfers() {
     assert_eq!((&lines[4].file[..], &lines[4].direction[..], &lines[4].rest[..]), ("/cut.bin", "i", "ftp 0 * i"));
     assert_eq!(lines[4].bytes, 5000);
     assert!(!server.root.join("cut.bin").exists(), "a cut-off upload is discarded");
+    assert_read_by_webalizer(&log, lines.len(), &["/f.bin", "/up_load.bin", "/huge.bin"]);
 
     if require("curl") {
         let m = scrape(server.metrics.unwrap());
@@ -332,6 +335,32 @@ fn xferlog_lines_for_complete_aborted_and_cut_off_transfers() {
         assert_eq!(m.get(r#"mioftpd_transfers_total{direction="in",outcome="ok"}"#), 1.0);
         assert_eq!(m.get(r#"mioftpd_transfers_total{direction="in",outcome="aborted"}"#), 1.0);
         assert_eq!(m.get(r#"mioftpd_transfer_bytes_total{direction="in"}"#), 6000.0);
+    }
+}
+
+/// A real log analyser reads every line: Webalizer in its wu-ftpd `xferlog` mode (`-F ftp`)
+/// counts them all as good records, and its report lists the files.
+fn assert_read_by_webalizer(log: &std::path::Path, lines: usize, files: &[&str]) {
+    if !require("webalizer") {
+        return;
+    }
+    let out = TempRoot::new("webalizer");
+    // An empty configuration, so that the system's (incremental mode, history) does not apply.
+    out.write("webalizer.conf", b"");
+    let conf = out.join("webalizer.conf");
+    let args = ["-c", conf.to_str().unwrap(), "-F", "ftp", "-N", "0", "-o", ".", log.to_str().unwrap()];
+    let (ok, stdout, stderr) = run("webalizer", &args, b"", &out.path);
+    assert!(ok, "webalizer: {stdout}{stderr}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.starts_with(&format!("{lines} records in ")), "{stdout}{stderr}");
+    let report = std::fs::read_dir(&out.path)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("usage_"))
+        .expect("a monthly report");
+    let html = std::fs::read_to_string(report).unwrap();
+    for file in files {
+        assert!(html.contains(file), "{file} not in webalizer's report");
     }
 }
 
