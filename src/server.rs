@@ -166,18 +166,17 @@ impl Server {
             zero_copy: !config.no_zero_copy,
         };
         let mut conns = Slab::new();
-        let (metrics_addr, metrics_token) = match metrics_listener {
+        let metrics_addr = match metrics_listener {
             Some(mut listener) => {
                 let entry = conns.vacant_entry();
-                let token = Token(entry.key());
-                poll.registry().register(&mut listener, token, Interest::READABLE)?;
+                poll.registry().register(&mut listener, Token(entry.key()), Interest::READABLE)?;
                 let addr = listener.local_addr()?;
                 entry.insert(Conn::MetricsListener(MetricsListener { listener, retry_at: None }));
-                (Some(addr), Some(token))
+                Some(addr)
             }
-            None => (None, None),
+            None => None,
         };
-        let mut server = Server {
+        Ok(Server {
             poll,
             events: Events::with_capacity(1024),
             listener,
@@ -211,11 +210,7 @@ impl Server {
             metrics: Metrics::default(),
             metrics_addr,
             xferlog,
-        };
-        if let Some(token) = metrics_token {
-            server.arm(token); // so that an accept failure's retry time is scheduled when it comes
-        }
-        Ok(server)
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -318,7 +313,8 @@ impl Server {
         };
         self.events = events;
         // The metrics listener is not a connection: leak checks wait for the rest to close.
-        self.open_slots.store(self.conns.len() - usize::from(self.metrics_addr.is_some()), Ordering::SeqCst);
+        self.open_slots
+            .store(self.conns.len().saturating_sub(usize::from(self.metrics_addr.is_some())), Ordering::SeqCst);
         result
     }
 
@@ -446,12 +442,13 @@ impl Server {
 
     /// Deadlines usually move later (activity), which the lazy check handles; a deadline that
     /// moved earlier (e.g. login done: the idle timeout is shorter than the login window left)
-    /// needs a new entry now.
+    /// needs a new entry now, and so does one that appeared on a slot with no entry (the metrics
+    /// listener's retry after a failed accept).
     fn rearm_if_sooner(&mut self, token: Token) {
         let Some(conn) = self.conns.get(token.0) else { return };
         let armed = self.armed.get(token.0).copied().flatten();
-        if let (Some(deadline), Some(armed)) = (conn.deadline(&self.timeouts), armed)
-            && deadline < armed
+        if let Some(deadline) = conn.deadline(&self.timeouts)
+            && armed.is_none_or(|armed| deadline < armed)
         {
             self.arm(token);
         }
