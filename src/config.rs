@@ -134,6 +134,12 @@ pub struct Config {
     /// client can use a session's data connection.
     #[arg(long)]
     pub tls_allow_unresumed_data: bool,
+    /// Append a line per file transfer to FILE, in the wu-ftpd/vsftpd `xferlog` format.
+    #[arg(long, value_name = "FILE")]
+    pub xferlog: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://ADDR:PORT/metrics`, from the same event loop.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Config {
@@ -162,6 +168,8 @@ impl Config {
             require_tls: false,
             implicit_tls: None,
             tls_allow_unresumed_data: false,
+            xferlog: None,
+            metrics: None,
         }
     }
 
@@ -210,5 +218,9 @@ mod tests {
         let cli =
             Cli::try_parse_from(["mioftpd", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--require-tls"]).unwrap();
         assert!(cli.config.require_tls);
+        let cli = Cli::try_parse_from(["mioftpd", "--metrics", "127.0.0.1:9121", "--xferlog", "x.log"]).unwrap();
+        assert_eq!(cli.config.metrics, Some("127.0.0.1:9121".parse().unwrap()));
+        assert_eq!(cli.config.xferlog.as_deref(), Some(std::path::Path::new("x.log")));
+        assert!(Cli::try_parse_from(["mioftpd", "--metrics", "9121"]).is_err());
     }
 }

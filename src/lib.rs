@@ -16,6 +16,7 @@
 //! - `tls`: FTPS certificates and the rule binding data connections to their session;
 //!   `conn::transport` runs rustls on the loop's sockets.
 //! - `config`: command-line options; `privileges`: `--run-as`.
+//! - `metrics`, `xferlog`: what the loop counts (served by `conn::metrics`) and the transfer log.
 
 pub mod auth;
 pub mod buffer;
@@ -26,12 +27,14 @@ pub mod conn;
 pub mod credential_cache;
 pub mod fs;
 pub mod ftp;
+pub mod metrics;
 pub mod privileges;
 pub mod server;
 pub mod timer;
 pub mod tls;
 pub mod units;
 pub mod verifier;
+pub mod xferlog;
 
 pub use config::Config;
 pub use server::{Handle, Server};

@@ -10,21 +10,29 @@
 //!
 //! Readiness is edge-triggered: every slot drains its socket until `WouldBlock`, or returns
 //! `Outcome::Again` to be re-run next turn (the only readiness we keep ourselves).
+//!
+//! Watching: the loop owns the `Metrics` (counted as things happen, plus the time each turn
+//! works) and the transfer log; sessions report logins and ended transfers as `SessionEvent`s,
+//! which the loop takes after each turn of a control slot and whenever it tells one a
+//! transfer ended. The metrics endpoint's listener and scrapes are slots like any other.
 
 use crate::auth::Users;
 use crate::buffer::{interrupted, would_block};
 use crate::config::Config;
 use crate::conn::transport::Transport;
-use crate::conn::{Conn, Control, Data, Outcome, Passive, Timeouts};
+use crate::conn::{Conn, Control, Data, MetricsListener, Outcome, Passive, Scrape, Timeouts};
 use crate::credential_cache::CredentialCache;
 use crate::fs::Root;
 use crate::fs::transfer::{Job, TransferError};
+use crate::ftp::event::SessionEvent;
 use crate::ftp::session::Target;
 use crate::ftp::{Effect, Session, Settings};
+use crate::metrics::{Gauges, Metrics, Rejection};
 use crate::privileges;
 use crate::timer::{self, Timers};
 use crate::tls::{Binding, Tls};
 use crate::verifier::{Request, Verdict, Verifier};
+use crate::xferlog::Xferlog;
 use log::{debug, info, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -89,6 +97,10 @@ pub struct Server {
     /// this instant to finish.
     draining: Option<Instant>,
     shutdown_grace: Duration,
+    metrics: Metrics,
+    /// Where `--metrics` is served (its listener is a slot of `conns`).
+    metrics_addr: Option<SocketAddr>,
+    xferlog: Option<Xferlog>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -133,6 +145,18 @@ impl Server {
             Some(addr) => Some(listen(addr).map_err(|e| context(e, format!("cannot listen on {addr}")))?),
             None => None,
         };
+        // Both before dropping privileges, so that a privileged port or a root-owned log
+        // directory works as it does for the control listener.
+        let metrics_listener = config
+            .metrics
+            .map(|addr| listen(addr).map_err(|e| context(e, format!("cannot serve metrics on {addr}"))))
+            .transpose()?;
+        let xferlog = match &config.xferlog {
+            Some(path) => Some(
+                Xferlog::open(path).map_err(|e| context(e, format!("cannot open transfer log {}", path.display())))?,
+            ),
+            None => None,
+        };
         if let Some(user) = &config.run_as {
             privileges::run_as(user)?;
         }
@@ -155,6 +179,17 @@ impl Server {
             tls: tls.is_some(),
             require_tls: config.require_tls,
         };
+        let mut conns = Slab::new();
+        let metrics_addr = match metrics_listener {
+            Some(mut listener) => {
+                let entry = conns.vacant_entry();
+                poll.registry().register(&mut listener, Token(entry.key()), Interest::READABLE)?;
+                let addr = listener.local_addr()?;
+                entry.insert(Conn::MetricsListener(MetricsListener { listener, retry_at: None }));
+                Some(addr)
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
@@ -162,7 +197,7 @@ impl Server {
             local_addr,
             implicit_tls_listener,
             tls,
-            conns: Slab::new(),
+            conns,
             again: Vec::new(),
             settings: Arc::new(settings),
             verifier,
@@ -189,6 +224,9 @@ impl Server {
             users_file: config.users.clone(),
             draining: None,
             shutdown_grace: Duration::from_secs(config.shutdown_grace),
+            metrics: Metrics::default(),
+            metrics_addr,
+            xferlog,
         })
     }
 
@@ -199,6 +237,11 @@ impl Server {
     /// Where implicit FTPS is served (`--implicit-tls`), if it is.
     pub fn implicit_tls_addr(&self) -> Option<SocketAddr> {
         self.implicit_tls_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the metrics are served, if `--metrics` was given (with its port if that was 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn handle(&self) -> Handle {
@@ -232,9 +275,18 @@ impl Server {
             self.local_addr,
             if self.settings.anonymous { "read-only" } else { "off" }
         );
+        if let Some(addr) = self.metrics_addr {
+            info!("metrics on http://{addr}/metrics");
+        }
         privileges::warn_if_root();
         while !self.stop.load(Ordering::SeqCst) {
             self.run_once(None)?;
+        }
+        // Whatever is still open is cut off now; closing it here puts transfers that were still
+        // running into the transfer log.
+        let open: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+        for key in open {
+            self.close(Token(key));
         }
         info!("stopped");
         Ok(())
@@ -254,6 +306,7 @@ impl Server {
             Err(e) if interrupted(&e) => Ok(()),
             Err(e) => Err(e),
             Ok(()) => {
+                let turn_began = Instant::now();
                 for event in events.iter() {
                     let token = event.token();
                     trace!(
@@ -286,11 +339,14 @@ impl Server {
                 if self.draining.is_some() {
                     self.drain(Instant::now());
                 }
+                self.metrics.loop_turn(turn_began.elapsed());
                 Ok(())
             }
         };
         self.events = events;
-        self.open_slots.store(self.conns.len(), Ordering::SeqCst);
+        // The metrics listener is not a connection: leak checks wait for the rest to close.
+        self.open_slots
+            .store(self.conns.len().saturating_sub(usize::from(self.metrics_addr.is_some())), Ordering::SeqCst);
         result
     }
 
@@ -375,8 +431,10 @@ impl Server {
                 self.again.push(Token(key));
             }
         }
-        if self.conns.is_empty() || self.draining.is_some_and(|end| now >= end) {
-            info!("shutdown complete ({} connections cut off)", self.conns.len());
+        // The metrics endpoint keeps serving while the FTP side drains, and does not hold it up.
+        let ftp_slots = self.conns.iter().filter(|(_, conn)| !conn.is_metrics()).count();
+        if ftp_slots == 0 || self.draining.is_some_and(|end| now >= end) {
+            info!("shutdown complete ({ftp_slots} connections cut off)");
             self.stop.store(true, Ordering::SeqCst);
         }
     }
@@ -407,9 +465,11 @@ impl Server {
     fn open_session(&mut self, mut stream: TcpStream, peer: SocketAddr, implicit_tls: bool) {
         let from_peer = self.sessions_per_ip.get(&peer.ip()).copied().unwrap_or(0);
         if self.sessions >= self.limits.sessions {
+            self.metrics.rejected(Rejection::MaxSessions);
             return refuse(stream, peer, "Too many users; try again later.");
         }
         if from_peer >= self.limits.per_ip {
+            self.metrics.rejected(Rejection::MaxPerIp);
             return refuse(stream, peer, "Too many connections from your address.");
         }
         // Replies are small and latency-bound: without NODELAY, a reply that follows a data
@@ -441,6 +501,7 @@ impl Server {
         info!("[#{id}] connect from {peer}{}", if implicit_tls { " (implicit TLS)" } else { "" });
         entry.insert(Conn::Control(Control::new(transport, session)));
         self.sessions += 1;
+        self.metrics.session_opened();
         *self.sessions_per_ip.entry(peer.ip()).or_default() += 1;
         self.arm(token);
         trace!("[#{id}] {token:?}: new control slot");
@@ -454,8 +515,15 @@ impl Server {
         };
         let before = log::log_enabled!(log::Level::Trace).then(|| conn.state());
         let outcome = conn.ready();
+        let events = conn.take_session_events();
         if let Some(before) = before {
             trace!("[#{}] {token:?} {before} → {}: {}", conn.session_id(), conn.state(), outcome_name(&outcome));
+        }
+        // Before the outcome is acted on: an `ABOR`'s data connection is still open to tell how
+        // many bytes it moved.
+        if !events.is_empty() {
+            let data = self.control(token).and_then(|c| c.data);
+            self.observe(events, data);
         }
         self.route(token, outcome);
         self.rearm_if_sooner(token);
@@ -463,12 +531,13 @@ impl Server {
 
     /// Deadlines usually move later (activity), which the lazy check handles; a deadline that
     /// moved earlier (e.g. login done: the idle timeout is shorter than the login window left)
-    /// needs a new entry now.
+    /// needs a new entry now, and so does one that appeared on a slot with no entry (the metrics
+    /// listener's retry after a failed accept).
     fn rearm_if_sooner(&mut self, token: Token) {
         let Some(conn) = self.conns.get(token.0) else { return };
         let armed = self.armed.get(token.0).copied().flatten();
-        if let (Some(deadline), Some(armed)) = (conn.deadline(&self.timeouts), armed)
-            && deadline < armed
+        if let Some(deadline) = conn.deadline(&self.timeouts)
+            && armed.is_none_or(|armed| deadline < armed)
         {
             self.arm(token);
         }
@@ -487,12 +556,70 @@ impl Server {
             Outcome::Accepted(stream) => self.promote_to_data(token, stream),
             Outcome::Finished(result) => {
                 let owner = self.conns.get(token.0).and_then(Conn::owner);
-                self.close(token);
+                // Told before the slot closes, so that a transfer cut short is logged with the
+                // bytes its data connection moved.
                 if let Some(owner) = owner {
                     self.tell_finished(owner, result);
                 }
+                self.close(token);
+            }
+            Outcome::NewScrape(stream) => {
+                self.open_scrape(stream);
+                self.again.push(token); // accept the next one queued, if any
+            }
+            Outcome::RenderMetrics => {
+                let text = self.render_metrics();
+                if let Some(Conn::Scrape(scrape)) = self.conns.get_mut(token.0) {
+                    scrape.respond(text);
+                }
+                self.again.push(token);
             }
         }
+    }
+
+    /// Counts what sessions report, and logs ended transfers. `data` is the session's data
+    /// slot, which knows how many bytes a transfer cut short had moved.
+    fn observe(&mut self, events: Vec<SessionEvent>, data: Option<Token>) {
+        for event in events {
+            match event {
+                SessionEvent::LoggedIn => self.metrics.login(true),
+                SessionEvent::LoginFailed => self.metrics.login(false),
+                SessionEvent::TransferEnded(mut record) => {
+                    if record.bytes.is_none() {
+                        record.bytes =
+                            Some(data.and_then(|d| self.conns.get(d.0)).and_then(Conn::bytes_moved).unwrap_or(0));
+                    }
+                    self.metrics.transfer(&record);
+                    if let Some(log) = &mut self.xferlog {
+                        log.write(&record);
+                    }
+                }
+            }
+        }
+    }
+
+    fn render_metrics(&self) -> String {
+        let mut gauges = Gauges { sessions: self.sessions, ..Gauges::default() };
+        for (_, conn) in &self.conns {
+            match conn {
+                Conn::Data(_) => gauges.data_connections += 1,
+                Conn::Passive(_) => gauges.passive_listeners += 1,
+                _ => {}
+            }
+        }
+        self.metrics.render(gauges)
+    }
+
+    fn open_scrape(&mut self, mut stream: TcpStream) {
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
+            return warn!("metrics: cannot register a scrape: {e}");
+        }
+        entry.insert(Conn::Scrape(Scrape::new(stream)));
+        self.arm(token);
+        trace!("{token:?}: new scrape slot");
+        self.again.push(token); // the request may be there already
     }
 
     /// Carries out what a session asked for.
@@ -746,7 +873,9 @@ impl Server {
     fn tell_finished(&mut self, control: Token, result: Result<u64, TransferError>) {
         if let Some(c) = self.control(control) {
             c.session.finished(result);
+            let (events, data) = (c.session.take_events(), c.data);
             self.again.push(control);
+            self.observe(events, data);
         }
     }
 
@@ -764,7 +893,10 @@ impl Server {
         // No `deregister`: closing a descriptor takes it out of the epoll set (we never
         // duplicate one), and that saves a system call per socket.
         match conn {
-            Conn::Control(c) => {
+            Conn::Control(mut c) => {
+                c.session.connection_lost();
+                let events = c.session.take_events();
+                self.observe(events, c.data);
                 self.forget_session_from(c.session.peer().ip());
                 drop(c.transport);
                 info!("[#{}] closed{}", c.session.id, c.session.user().map(|u| format!(" ({u})")).unwrap_or_default());
@@ -774,6 +906,7 @@ impl Server {
             }
             Conn::Passive(p) => self.unlink(p.owner, token),
             Conn::Data(d) => self.unlink(d.owner, token),
+            Conn::MetricsListener(_) | Conn::Scrape(_) => {}
         }
         trace!("{token:?}: slot closed");
     }
@@ -793,6 +926,8 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::Effect(_) => "effect",
         Outcome::Accepted(_) => "accepted",
         Outcome::Finished(_) => "finished",
+        Outcome::NewScrape(_) => "new-scrape",
+        Outcome::RenderMetrics => "render-metrics",
     }
 }
 

@@ -100,6 +100,11 @@ impl Data {
         data
     }
 
+    /// Bytes moved in this transfer so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
     }

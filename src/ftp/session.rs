@@ -16,6 +16,7 @@
 
 use super::addr;
 use super::command::{Command, Protection, Repr, VERBS};
+use super::event::{Completion, Direction, SessionEvent, TransferRecord};
 use super::reply::{Code, Reply};
 use crate::auth::{self, Account};
 use crate::fs::listing::{self, Facts, Format, Listing};
@@ -107,11 +108,14 @@ enum Store {
     Unique,
 }
 
-/// What is being transferred, for the log line when it ends.
+/// What is being transferred, for the log line and the `TransferRecord` when it ends.
 struct Transfer {
     verb: &'static str,
     path: VPath,
     started: Instant,
+    /// `None` for listings, which are not file transfers.
+    direction: Option<Direction>,
+    ascii: bool,
 }
 
 pub struct Session {
@@ -140,6 +144,8 @@ pub struct Session {
     /// `PBSZ` was sent, as RFC 2228 requires before `PROT`.
     pbsz: bool,
     protection: Protection,
+    /// Logins and ended transfers, for the loop's metrics and transfer log.
+    events: Vec<SessionEvent>,
 }
 
 type Handled = Result<Effect, Reply>;
@@ -167,6 +173,7 @@ impl Session {
             control_tls: false,
             pbsz: false,
             protection: Protection::Clear,
+            events: Vec::new(),
         };
         session.reply(Code::ServiceReady, "mioftpd ready.");
         session
@@ -175,6 +182,11 @@ impl Session {
     /// Replies queued since the last call.
     pub fn take_replies(&mut self) -> Vec<Reply> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Logins and ended transfers since the last call (an empty `Vec` does not allocate).
+    pub fn take_events(&mut self) -> Vec<SessionEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// After `QUIT`: the connection closes once the outbox is flushed.
@@ -492,8 +504,10 @@ impl Session {
                 self.reply(Code::LoggedIn, "Login successful.");
                 self.root = root;
                 self.login = Login::LoggedIn(account);
+                self.events.push(SessionEvent::LoggedIn);
             }
             None => {
+                self.events.push(SessionEvent::LoginFailed);
                 self.login_failures += 1;
                 warn!("[#{}] login failed for {:?} from {} ({})", self.id, user, self.peer.ip(), self.login_failures);
                 if self.login_failures >= self.settings.max_login_failures {
@@ -651,7 +665,13 @@ impl Session {
             [format!("Opening {mode} mode data connection for ").as_bytes(), path.as_bytes(), b"."].concat()
         };
         self.reply(Code::FileStatusOkay, text);
-        self.data = DataChannel::Transferring(Transfer { verb, path, started: Instant::now() });
+        let direction = match &job {
+            Job::Send(Source::Listing(_)) => None,
+            Job::Send(_) => Some(Direction::Out),
+            Job::Receive(_) => Some(Direction::In),
+        };
+        let ascii = self.repr == Repr::Ascii;
+        self.data = DataChannel::Transferring(Transfer { verb, path, started: Instant::now(), direction, ascii });
         Ok(Effect::Start(job, target))
     }
 
@@ -772,6 +792,7 @@ impl Session {
                 );
                 self.reply(Code::TransferAborted, "Transfer aborted.");
                 self.reply(Code::ClosingDataConnection, "Abort successful.");
+                self.transfer_ended(transfer, Completion::Aborted, None);
                 Ok(Effect::CloseData)
             }
             DataChannel::Idle => self.ok(Code::ClosingDataConnection, "No transfer to abort."),
@@ -875,6 +896,12 @@ impl Session {
         };
         let secs = transfer.started.elapsed().as_secs_f64();
         let what = format!("[#{}] {} {}", self.id, transfer.verb, transfer.path.display());
+        let (completion, bytes) = match &result {
+            Ok(bytes) => (Completion::Complete, Some(*bytes)),
+            Err(TransferError::Connect(_)) => (Completion::NoConnection, Some(0)),
+            Err(TransferError::Network(_)) => (Completion::Aborted, None),
+            Err(TransferError::Local(_)) => (Completion::Failed, None),
+        };
         match result {
             Ok(bytes) => {
                 let rate = bytes as f64 / secs.max(1e-6) / (1024.0 * 1024.0);
@@ -894,6 +921,35 @@ impl Session {
                 self.outbox.push(Reply::from_io(&e));
             }
         }
+        self.transfer_ended(transfer, completion, bytes);
+    }
+
+    /// The control connection is closing while a transfer runs (the client went away, or the
+    /// server stops): the transfer ends with it.
+    pub fn connection_lost(&mut self) {
+        if let DataChannel::Transferring(transfer) = std::mem::replace(&mut self.data, DataChannel::Idle) {
+            let secs = transfer.started.elapsed().as_secs_f64();
+            info!("[#{}] {} {} cut off after {secs:.3} s", self.id, transfer.verb, transfer.path.display());
+            self.transfer_ended(transfer, Completion::Aborted, None);
+        }
+    }
+
+    /// Reports an ended file transfer to the loop (listings are not reported).
+    fn transfer_ended(&mut self, transfer: Transfer, completion: Completion, bytes: Option<u64>) {
+        let (Some(direction), Login::LoggedIn(account)) = (transfer.direction, &self.login) else {
+            return;
+        };
+        self.events.push(SessionEvent::TransferEnded(TransferRecord {
+            direction,
+            path: transfer.path,
+            ascii: transfer.ascii,
+            user: account.name.clone(),
+            anonymous: auth::is_anonymous_name(&account.name) && self.settings.anonymous,
+            peer: self.peer.ip(),
+            started: transfer.started,
+            bytes,
+            completion,
+        }));
     }
 }
 
@@ -1202,6 +1258,86 @@ mod tests {
             s.finished(Err(error));
             assert_eq!(codes(s), [code]);
         }
+    }
+
+    fn transfer_events(s: &mut Session) -> Vec<TransferRecord> {
+        s.take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                SessionEvent::TransferEnded(record) => Some(record),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn logins_are_reported() {
+        let mut f = fixture("login-events", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        assert!(matches!(s.take_events()[..], [SessionEvent::LoggedIn]));
+        let mut f = fixture("login-failure-events", false);
+        let s = &mut f.session;
+        code_of(s, "USER alice");
+        send(s, "PASS bad");
+        s.verified(None);
+        assert!(matches!(s.take_events()[..], [SessionEvent::LoginFailed]));
+        assert!(s.take_events().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn file_transfers_are_reported_when_they_end_and_listings_are_not() {
+        let mut f = fixture("transfer-events", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        s.take_events();
+        let passive = |s: &mut Session| {
+            send(s, "EPSV");
+            s.listening(Ok(50000));
+        };
+        passive(s);
+        send(s, "LIST");
+        s.finished(Ok(100));
+        assert!(transfer_events(s).is_empty(), "a listing is not a file transfer");
+
+        passive(s);
+        code_of(s, "TYPE A");
+        send(s, "RETR file.txt");
+        assert!(transfer_events(s).is_empty(), "reported when it ends, not when it starts");
+        s.finished(Ok(7));
+        let [r] = &transfer_events(s)[..] else { panic!("one record") };
+        assert_eq!(
+            (r.direction, r.completion, r.bytes, r.ascii),
+            (Direction::Out, Completion::Complete, Some(7), true)
+        );
+        assert_eq!((r.path.as_bytes(), &r.user[..], r.anonymous), (&b"/file.txt"[..], "anonymous", true));
+        assert_eq!(r.peer, "127.0.0.1".parse::<IpAddr>().unwrap());
+
+        passive(s);
+        send(s, "RETR file.txt");
+        code_of(s, "ABOR");
+        let [r] = &transfer_events(s)[..] else { panic!("one record") };
+        assert_eq!((r.completion, r.bytes), (Completion::Aborted, None), "the loop knows the bytes");
+
+        for (error, completion) in [
+            (TransferError::Connect(io::ErrorKind::ConnectionRefused.into()), Completion::NoConnection),
+            (TransferError::Network(io::ErrorKind::ConnectionReset.into()), Completion::Aborted),
+            (TransferError::Local(io::Error::other("disk")), Completion::Failed),
+        ] {
+            passive(s);
+            send(s, "RETR file.txt");
+            s.finished(Err(error));
+            let [r] = &transfer_events(s)[..] else { panic!("one record") };
+            assert_eq!(r.completion, completion);
+        }
+
+        passive(s);
+        send(s, "RETR file.txt");
+        s.connection_lost();
+        let [r] = &transfer_events(s)[..] else { panic!("one record") };
+        assert_eq!(r.completion, Completion::Aborted);
+        s.connection_lost();
+        assert!(transfer_events(s).is_empty(), "only a running transfer is cut off");
     }
 
     #[test]
