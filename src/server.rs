@@ -265,7 +265,7 @@ impl Server {
             (None, _) => "off".to_string(),
             (Some(_), implicit) => format!(
                 "{}{}",
-                if self.settings.require_tls { "required" } else { "AUTH TLS" },
+                if self.settings.require_tls { "required" } else { "offered" },
                 implicit.map(|a| format!(", implicit on {a}")).unwrap_or_default()
             ),
         };
@@ -899,7 +899,8 @@ impl Server {
                 self.observe(events, c.data);
                 self.forget_session_from(c.session.peer().ip());
                 drop(c.transport);
-                info!("[#{}] closed{}", c.session.id, c.session.user().map(|u| format!(" ({u})")).unwrap_or_default());
+                let user = c.session.user().map(|u| format!("{u}@")).unwrap_or_default();
+                info!("[#{}] closed ({user}{})", c.session.id, c.session.peer().ip());
                 if let Some(data) = c.data {
                     self.close(data);
                 }

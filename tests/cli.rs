@@ -482,3 +482,24 @@ fn sighup_reloads_the_tls_certificate() {
     assert_eq!(presented_certificate(addr), renewed, "a bad file keeps the certificate loaded before");
     server.stop();
 }
+
+#[test]
+fn info_lines_carry_session_id_peer_and_user() {
+    let dir = TempRoot::new("info-lines");
+    dir.write("f.txt", b"twelve bytes");
+    let (child, addr, stderr) = spawn_server(&["--root", dir.path.to_str().unwrap()]);
+    let server = Running(child);
+    let log = follow(stderr);
+    let mut c = Raw::anonymous(addr);
+    assert_eq!(c.download("RETR f.txt"), b"twelve bytes");
+    c.expect_cmd("QUIT", 221);
+    assert!(wait_for(&log, "connect from").contains("[#1] connect from 127.0.0.1:"));
+    assert!(wait_for(&log, "login").contains("[#1] login anonymous from 127.0.0.1"));
+    let transfer = wait_for(&log, "RETR");
+    assert!(
+        transfer.contains("INFO") && transfer.contains("[#1] anonymous@127.0.0.1 RETR /f.txt: 12 bytes"),
+        "{transfer}"
+    );
+    assert!(wait_for(&log, "closed").contains("[#1] closed (anonymous@127.0.0.1)"));
+    server.stop();
+}

@@ -784,12 +784,7 @@ impl Session {
         match std::mem::replace(&mut self.data, DataChannel::Idle) {
             DataChannel::Transferring(transfer) => {
                 let secs = transfer.started.elapsed().as_secs_f64();
-                info!(
-                    "[#{}] {} {} aborted by the client after {secs:.3} s",
-                    self.id,
-                    transfer.verb,
-                    transfer.path.display()
-                );
+                info!("{}: aborted by the client after {secs:.3} s", self.describe(&transfer));
                 self.reply(Code::TransferAborted, "Transfer aborted.");
                 self.reply(Code::ClosingDataConnection, "Abort successful.");
                 self.transfer_ended(transfer, Completion::Aborted, None);
@@ -895,7 +890,7 @@ impl Session {
             return;
         };
         let secs = transfer.started.elapsed().as_secs_f64();
-        let what = format!("[#{}] {} {}", self.id, transfer.verb, transfer.path.display());
+        let what = self.describe(&transfer);
         let (completion, bytes) = match &result {
             Ok(bytes) => (Completion::Complete, Some(*bytes)),
             Err(TransferError::Connect(_)) => (Completion::NoConnection, Some(0)),
@@ -929,9 +924,15 @@ impl Session {
     pub fn connection_lost(&mut self) {
         if let DataChannel::Transferring(transfer) = std::mem::replace(&mut self.data, DataChannel::Idle) {
             let secs = transfer.started.elapsed().as_secs_f64();
-            info!("[#{}] {} {} cut off after {secs:.3} s", self.id, transfer.verb, transfer.path.display());
+            info!("{}: cut off after {secs:.3} s", self.describe(&transfer));
             self.transfer_ended(transfer, Completion::Aborted, None);
         }
+    }
+
+    /// `[#4] alice@192.0.2.7 RETR /big.bin`: who moved what, for the transfer's log lines.
+    fn describe(&self, transfer: &Transfer) -> String {
+        let user = self.user().unwrap_or("-");
+        format!("[#{}] {user}@{} {} {}", self.id, self.peer.ip(), transfer.verb, transfer.path.display())
     }
 
     /// Reports an ended file transfer to the loop (listings are not reported).
