@@ -96,6 +96,14 @@ pub struct Config {
     /// (`sendfile` for downloads, `splice` for uploads); for comparison.
     #[arg(long)]
     pub no_zero_copy: bool,
+    /// Event loops, each on its own thread, sharing the control port (SO_REUSEPORT); a session
+    /// stays on the loop that accepted it.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_workers)]
+    pub workers: usize,
+    /// Every connection, control and passive data, starts with a PROXY protocol header (v1 or
+    /// v2) from a load balancer, naming the real client; connections without one are closed.
+    #[arg(long)]
+    pub proxy_protocol: bool,
 }
 
 impl Config {
@@ -119,6 +127,8 @@ impl Config {
             credential_cache_secs: 300,
             run_as: None,
             no_zero_copy: false,
+            workers: 1,
+            proxy_protocol: false,
         }
     }
 
@@ -136,6 +146,16 @@ fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
         return Err("expected 1 <= A <= B".into());
     }
     Ok(low..=high)
+}
+
+/// Loops beyond the number of cores only add contention; the bound catches typos.
+const MAX_WORKERS: usize = 256;
+
+fn parse_workers(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number from 1 to {MAX_WORKERS}")),
+    }
 }
 
 #[cfg(test)]
@@ -161,5 +181,12 @@ mod tests {
         let cli = Cli::try_parse_from(["mioftpd", "users", "add", "u.txt", "alice", "--read-only"]).unwrap();
         assert!(matches!(cli.command, Some(Subcommands::Users { action: UsersAction::Add { read_only: true, .. } })));
         assert!(Cli::try_parse_from(["mioftpd", "--listen", "nonsense"]).is_err());
+        assert_eq!(cli.config.workers, 1);
+        assert!(!cli.config.proxy_protocol);
+        let cli = Cli::try_parse_from(["mioftpd", "--workers", "2", "--proxy-protocol"]).unwrap();
+        assert_eq!((cli.config.workers, cli.config.proxy_protocol), (2, true));
+        for bad in ["0", "-1", "257", "two"] {
+            assert!(Cli::try_parse_from(["mioftpd", "--workers", bad]).is_err(), "{bad}");
+        }
     }
 }

@@ -14,6 +14,8 @@
 //! - `auth`, `verifier`, `credential_cache`: accounts, the password-checking thread, and the
 //!   cache that spares it repeated logins.
 //! - `config`: command-line options; `privileges`: `--run-as`.
+//! - `workers`: `--workers N`, N loops on one port; `session_limits`: the session counts they share.
+//! - `proxy_protocol`: the PROXY header a load balancer sends first (`--proxy-protocol`).
 
 pub mod auth;
 pub mod buffer;
@@ -23,9 +25,13 @@ pub mod credential_cache;
 pub mod fs;
 pub mod ftp;
 pub mod privileges;
+pub mod proxy_protocol;
 pub mod server;
+pub mod session_limits;
 pub mod timer;
 pub mod verifier;
+pub mod workers;
 
 pub use config::Config;
 pub use server::{Handle, Server};
+pub use workers::Workers;

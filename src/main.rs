@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use mioftpd::config::{Cli, Subcommands, UsersAction};
-use mioftpd::{Server, auth};
+use mioftpd::{Workers, auth};
 use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,10 +17,10 @@ fn main() -> ExitCode {
         }
         None => {
             raise_fd_limit(&cli.config);
-            Server::bind(&cli.config)
-                .and_then(|mut server| {
-                    server.handle_signals()?;
-                    server.run()
+            Workers::bind(&cli.config)
+                .and_then(|mut workers| {
+                    workers.handle_signals()?;
+                    workers.run()
                 })
                 .map_err(|e| e.to_string())
         }

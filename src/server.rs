@@ -10,17 +10,23 @@
 //!
 //! Readiness is edge-triggered: every slot drains its socket until `WouldBlock`, or returns
 //! `Outcome::Again` to be re-run next turn (the only readiness we keep ourselves).
+//!
+//! With `--workers N` there are N servers, each on its own thread, sharing the control port
+//! (`SO_REUSEPORT`, see `bind_workers` and `workers.rs`). Behind a load balancer
+//! (`--proxy-protocol`) every accepted socket first sits in an `AwaitingHeader` slot until its
+//! PROXY header names the client (`header_read`).
 
 use crate::auth::Users;
 use crate::buffer::{interrupted, would_block};
 use crate::config::Config;
-use crate::conn::{Conn, Control, Data, Outcome, Passive, Timeouts};
+use crate::conn::{AwaitingHeader, Conn, Control, Data, Outcome, Passive, Purpose, Timeouts};
 use crate::credential_cache::CredentialCache;
 use crate::fs::Root;
 use crate::fs::transfer::{Job, TransferError};
 use crate::ftp::session::Target;
 use crate::ftp::{Effect, Session, Settings};
 use crate::privileges;
+use crate::session_limits::SessionLimits;
 use crate::timer::{self, Timers};
 use crate::verifier::{Request, Verdict, Verifier};
 use log::{debug, info, trace, warn};
@@ -28,7 +34,6 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -58,6 +63,11 @@ pub struct Server {
     pasv_ports: RangeInclusive<u16>,
     next_pasv_port: u16,
     next_session_id: u64,
+    /// Which of how many workers this is; workers number their sessions apart (worker `i` of
+    /// `n` uses ids `i+1`, `i+1+n`, …), so `[#N]` names one session in the whole log.
+    worker: Worker,
+    /// `--proxy-protocol`: every accepted connection starts with a PROXY header.
+    proxy_protocol: bool,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     /// `conns.len()` as of the end of the last turn, for other threads (tests, leak checks).
@@ -70,9 +80,8 @@ pub struct Server {
     /// Failed-login verdicts held back so that guessing passwords is slow.
     delayed_verdicts: Timers<Verdict>,
     failed_login_delay: Duration,
-    limits: Limits,
-    sessions_per_ip: HashMap<IpAddr, usize>,
-    sessions: usize,
+    /// Shared by all workers.
+    limits: Arc<SessionLimits>,
     /// SIGTERM/SIGINT, once `handle_signals` is called (the binary does; tests do not).
     signals: Option<Signals>,
     /// Set by the first SIGTERM/SIGINT: no new sessions; idle ones close; transfers get until
@@ -82,9 +91,16 @@ pub struct Server {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Limits {
-    sessions: usize,
-    per_ip: usize,
+struct Worker {
+    index: usize,
+    count: usize,
+}
+
+/// What the workers of one process share, built once before any of them.
+struct Shared {
+    settings: Arc<Settings>,
+    limits: Arc<SessionLimits>,
+    users: Users,
 }
 
 /// Observes and stops a running server from another thread.
@@ -110,6 +126,15 @@ impl Handle {
 impl Server {
     /// Validates `config`, loads the users file and binds the control listener.
     pub fn bind(config: &Config) -> io::Result<Server> {
+        let mut servers = Server::bind_workers(config, 1)?;
+        servers.pop().ok_or_else(|| io::Error::other("no server was bound"))
+    }
+
+    /// `count` servers on one control port: validates `config`, loads the users file, binds
+    /// every listener (sharing the port through `SO_REUSEPORT` when `count > 1`), and only then
+    /// drops privileges (`--run-as`) and builds the servers, whose password checkers are
+    /// threads: so nothing runs on another thread while the process is still root.
+    pub fn bind_workers(config: &Config, count: usize) -> io::Result<Vec<Server>> {
         let root =
             Root::new(&config.root).map_err(|e| context(e, format!("cannot serve {}", config.root.display())))?;
         let users = match &config.users {
@@ -122,18 +147,18 @@ impl Server {
             }
             None => Users::default(),
         };
-        let listener = listen(config.listen).map_err(|e| context(e, format!("cannot listen on {}", config.listen)))?;
-        let local_addr = listener.local_addr()?;
+        let shared_port = count > 1;
+        let first = listen(config.listen, shared_port)
+            .map_err(|e| context(e, format!("cannot listen on {}", config.listen)))?;
+        // Port 0 picks a port for the first listener; the others join it there.
+        let local_addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..count {
+            listeners.push(listen(local_addr, true).map_err(|e| context(e, format!("cannot listen on {local_addr}")))?);
+        }
         if let Some(user) = &config.run_as {
             privileges::run_as(user)?;
         }
-        let poll = Poll::new()?;
-        let mut listener = listener;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let pasv_ports = config.pasv_ports.clone().unwrap_or_else(ephemeral_ports);
-        let cache = CredentialCache::new(Duration::from_secs(config.credential_cache_secs))?;
-        let verifier = Verifier::spawn(users, cache, waker.clone())?;
         let settings = Settings {
             root,
             anonymous: config.anonymous_allowed(),
@@ -141,6 +166,27 @@ impl Server {
             max_login_failures: config.max_login_failures,
             zero_copy: !config.no_zero_copy,
         };
+        let shared = Shared {
+            settings: Arc::new(settings),
+            limits: Arc::new(SessionLimits::new(config.max_sessions, config.max_per_ip)),
+            users,
+        };
+        listeners
+            .into_iter()
+            .enumerate()
+            .map(|(index, listener)| Server::new(config, listener, Worker { index, count }, &shared))
+            .collect()
+    }
+
+    fn new(config: &Config, listener: TcpListener, worker: Worker, shared: &Shared) -> io::Result<Server> {
+        let local_addr = listener.local_addr()?;
+        let poll = Poll::new()?;
+        let mut listener = listener;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let pasv_ports = config.pasv_ports.clone().unwrap_or_else(ephemeral_ports);
+        let cache = CredentialCache::new(Duration::from_secs(config.credential_cache_secs))?;
+        let verifier = Verifier::spawn(shared.users.clone(), cache, waker.clone())?;
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
@@ -148,12 +194,14 @@ impl Server {
             local_addr,
             conns: Slab::new(),
             again: Vec::new(),
-            settings: Arc::new(settings),
+            settings: shared.settings.clone(),
             verifier,
             // A random start, so that servers started together do not probe the same ports.
             next_pasv_port: *pasv_ports.start() + (getrandom::u32().unwrap_or(0) % span(&pasv_ports)) as u16,
             pasv_ports,
-            next_session_id: 1,
+            next_session_id: worker.index as u64 + 1,
+            worker,
+            proxy_protocol: config.proxy_protocol,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             open_slots: Arc::new(AtomicUsize::new(0)),
@@ -166,9 +214,7 @@ impl Server {
             armed: Vec::new(),
             delayed_verdicts: Timers::default(),
             failed_login_delay: Duration::from_millis(config.failed_login_delay),
-            limits: Limits { sessions: config.max_sessions, per_ip: config.max_per_ip },
-            sessions_per_ip: HashMap::new(),
-            sessions: 0,
+            limits: shared.limits.clone(),
             signals: None,
             draining: None,
             shutdown_grace: Duration::from_secs(config.shutdown_grace),
@@ -195,11 +241,16 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         // Logged here, not at bind, so that whoever waits for this line (an admin, a test, a
         // supervisor) knows that signal handlers are in place too.
+        let worker = match self.worker {
+            Worker { count: 1, .. } => String::new(),
+            Worker { index, count } => format!(", worker {} of {count}", index + 1),
+        };
         info!(
-            "serving {} on {} (anonymous {})",
+            "serving {} on {} (anonymous {}{}{worker})",
             self.settings.root.dir().display(),
             self.local_addr,
-            if self.settings.anonymous { "read-only" } else { "off" }
+            if self.settings.anonymous { "read-only" } else { "off" },
+            if self.proxy_protocol { ", PROXY protocol required" } else { "" },
         );
         privileges::warn_if_root();
         while !self.stop.load(Ordering::SeqCst) {
@@ -270,10 +321,11 @@ impl Server {
                 self.stop.store(true, Ordering::SeqCst);
                 return;
             }
-            let transfers = self.conns.iter().filter(|(_, c)| matches!(c, Conn::Data(_))).count();
+            let count = |kind: fn(&Conn) -> bool| self.conns.iter().filter(|(_, c)| kind(c)).count();
+            let sessions = count(|c| matches!(c, Conn::Control(_)));
+            let transfers = count(|c| matches!(c, Conn::Data(_)));
             info!(
-                "signal {signal}: shutting down; {} sessions, {transfers} data connections, up to {} s for transfers",
-                self.sessions,
+                "signal {signal}: shutting down; {sessions} sessions, {transfers} data connections, up to {} s for transfers",
                 self.shutdown_grace.as_secs()
             );
             let _ = self.poll.registry().deregister(&mut self.listener);
@@ -309,6 +361,7 @@ impl Server {
     fn accept_all(&mut self) {
         loop {
             match self.listener.accept() {
+                Ok((stream, peer)) if self.proxy_protocol => self.await_header(stream, peer, Purpose::Control),
                 Ok((stream, peer)) => self.open_session(stream, peer),
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => {}
@@ -323,13 +376,11 @@ impl Server {
         }
     }
 
+    /// A new control connection from `peer`: the socket's peer, or the client a PROXY header
+    /// named.
     fn open_session(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        let from_peer = self.sessions_per_ip.get(&peer.ip()).copied().unwrap_or(0);
-        if self.sessions >= self.limits.sessions {
-            return refuse(stream, peer, "Too many users; try again later.");
-        }
-        if from_peer >= self.limits.per_ip {
-            return refuse(stream, peer, "Too many connections from your address.");
+        if let Err(refusal) = self.limits.admit(peer.ip()) {
+            return refuse(stream, peer, refusal.text());
         }
         // Replies are small and latency-bound: without NODELAY, a reply that follows a data
         // transfer can wait ~40 ms for the client's delayed ACK.
@@ -339,23 +390,72 @@ impl Server {
         let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
         let local = match stream.local_addr() {
             Ok(local) => local,
-            Err(e) => return debug!("connection from {peer} gone before setup: {e}"),
+            Err(e) => {
+                self.limits.release(peer.ip());
+                return debug!("connection from {peer} gone before setup: {e}");
+            }
         };
         let id = self.next_session_id;
-        self.next_session_id += 1;
+        self.next_session_id += self.worker.count as u64;
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
+            self.limits.release(peer.ip());
             return warn!("[#{id}] cannot register connection from {peer}: {e}");
         }
         info!("[#{id}] connect from {peer}");
         let session = Session::new(id, peer, local, self.settings.clone());
         entry.insert(Conn::Control(Control::new(stream, session)));
-        self.sessions += 1;
-        *self.sessions_per_ip.entry(peer.ip()).or_default() += 1;
         self.arm(token);
         trace!("[#{id}] {token:?}: new control slot");
         self.again.push(token); // sends the greeting
+    }
+
+    /// Behind a load balancer, an accepted connection waits here for its PROXY header.
+    fn await_header(&mut self, mut stream: TcpStream, from: SocketAddr, purpose: Purpose) {
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
+            return warn!("cannot register connection from {from}: {e}");
+        }
+        entry.insert(Conn::AwaitingHeader(AwaitingHeader::new(stream, from, purpose)));
+        self.arm(token);
+        trace!("{token:?}: awaiting a PROXY header from {from} ({purpose:?})");
+        self.again.push(token); // the header usually comes with the connection
+    }
+
+    /// A passive listener behind a load balancer accepted a connection: which client it is
+    /// for, only its PROXY header can say. The listener stays open until that client comes.
+    fn await_data_header(&mut self, passive: Token, stream: TcpStream) {
+        // More connections may be queued, and no new readiness edge would announce them.
+        self.again.push(passive);
+        let session_id = self.conns.get(passive.0).map_or(0, Conn::session_id);
+        match stream.peer_addr() {
+            Ok(from) => self.await_header(stream, from, Purpose::Data { passive, session_id }),
+            Err(e) => debug!("[#{session_id}] data connection gone before its PROXY header: {e}"),
+        }
+    }
+
+    /// The PROXY header named `client`: the connection becomes what it was accepted for.
+    fn header_read(&mut self, token: Token, client: SocketAddr) {
+        let Some(Conn::AwaitingHeader(_)) = self.conns.get(token.0) else { return };
+        let Conn::AwaitingHeader(mut awaiting) = self.conns.remove(token.0) else { return };
+        // What the connection becomes registers it anew, under its own token and interests.
+        if let Err(e) = self.poll.registry().deregister(&mut awaiting.stream) {
+            return warn!("cannot deregister connection from {}: {e}", awaiting.from);
+        }
+        debug!("{}: PROXY header names {client}", awaiting.from);
+        match awaiting.purpose {
+            Purpose::Control => self.open_session(awaiting.stream, client),
+            Purpose::Data { passive, session_id } => match self.conns.get(passive.0) {
+                Some(Conn::Passive(p)) if p.session_id == session_id && p.admits(client) => {
+                    debug!("[#{session_id}] data connection from {client} (PROXY header)");
+                    self.promote_to_data(passive, awaiting.stream);
+                }
+                Some(Conn::Passive(p)) if p.session_id == session_id => p.refuse(client),
+                _ => debug!("[#{session_id}] data connection from {client} after its passive port closed"),
+            },
+        }
     }
 
     fn ready(&mut self, token: Token) {
@@ -395,7 +495,9 @@ impl Server {
                 self.apply(token, effect);
                 self.again.push(token); // let the session go on with pipelined commands
             }
+            Outcome::Accepted(stream) if self.proxy_protocol => self.await_data_header(token, stream),
             Outcome::Accepted(stream) => self.promote_to_data(token, stream),
+            Outcome::HeaderRead(client) => self.header_read(token, client),
             Outcome::Finished(result) => {
                 let owner = self.conns.get(token.0).and_then(Conn::owner);
                 self.close(token);
@@ -503,16 +605,6 @@ impl Server {
         }
     }
 
-    fn forget_session_from(&mut self, ip: IpAddr) {
-        self.sessions -= 1;
-        if let Some(count) = self.sessions_per_ip.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                self.sessions_per_ip.remove(&ip);
-            }
-        }
-    }
-
     fn open_passive(&mut self, control: Token) -> io::Result<u16> {
         let c = self.control(control).ok_or(io::ErrorKind::NotConnected)?;
         let (local_ip, peer_ip, session_id) = (c.session.local().ip(), c.session.peer().ip(), c.session.id);
@@ -521,7 +613,16 @@ impl Server {
         let token = Token(entry.key());
         self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
         let opened_at = Instant::now();
-        entry.insert(Conn::Passive(Passive { listener, owner: control, session_id, peer_ip, job: None, opened_at }));
+        let behind_proxy = self.proxy_protocol;
+        entry.insert(Conn::Passive(Passive {
+            listener,
+            owner: control,
+            session_id,
+            peer_ip,
+            job: None,
+            opened_at,
+            behind_proxy,
+        }));
         self.arm(token);
         trace!("[#{session_id}] {token:?}: passive listener on port {port}");
         if let Some(c) = self.control(control) {
@@ -627,7 +728,7 @@ impl Server {
         // duplicate one), and that saves a system call per socket.
         match conn {
             Conn::Control(c) => {
-                self.forget_session_from(c.session.peer().ip());
+                self.limits.release(c.session.peer().ip());
                 drop(c.stream);
                 info!("[#{}] closed{}", c.session.id, c.session.user().map(|u| format!(" ({u})")).unwrap_or_default());
                 if let Some(data) = c.data {
@@ -636,6 +737,7 @@ impl Server {
             }
             Conn::Passive(p) => self.unlink(p.owner, token),
             Conn::Data(d) => self.unlink(d.owner, token),
+            Conn::AwaitingHeader(_) => {}
         }
         trace!("{token:?}: slot closed");
     }
@@ -655,6 +757,7 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::Effect(_) => "effect",
         Outcome::Accepted(_) => "accepted",
         Outcome::Finished(_) => "finished",
+        Outcome::HeaderRead(_) => "header-read",
     }
 }
 
@@ -675,11 +778,15 @@ fn span(range: &RangeInclusive<u16>) -> u32 {
     u32::from(*range.end() - *range.start()) + 1
 }
 
-/// A non-blocking listener with a large backlog (mio's own `bind` uses 128).
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A non-blocking listener with a large backlog (mio's own `bind` uses 128). `shared_port`:
+/// other workers' listeners bind the same port, and the kernel spreads connections over them.
+fn listen(addr: SocketAddr, shared_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    if shared_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }

@@ -3,6 +3,7 @@
 //! what its socket and state allow and returns an `Outcome` for the loop to act on. Only the loop
 //! (`server.rs`) inserts, links or removes slots.
 
+pub mod awaiting_header;
 pub mod control;
 pub mod data;
 pub mod passive;
@@ -11,8 +12,10 @@ use crate::fs::transfer::TransferError;
 use crate::ftp::Effect;
 use mio::Token;
 use mio::net::TcpStream;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use awaiting_header::{AwaitingHeader, PROXY_HEADER_TIMEOUT, Purpose};
 pub use control::Control;
 pub use data::Data;
 pub use passive::Passive;
@@ -24,6 +27,8 @@ pub enum Conn {
     Control(Control),
     Passive(Passive),
     Data(Data),
+    /// Behind a load balancer: a control or data connection before its PROXY header.
+    AwaitingHeader(AwaitingHeader),
 }
 
 /// What a slot asks of the loop after a `ready` call.
@@ -41,6 +46,8 @@ pub enum Outcome {
     Accepted(TcpStream),
     /// A data connection's transfer ended.
     Finished(Result<u64, TransferError>),
+    /// The PROXY header arrived and names this client.
+    HeaderRead(SocketAddr),
 }
 
 /// How long each kind of slot may go without progress.
@@ -64,6 +71,7 @@ impl Conn {
             Conn::Control(c) => Some(c.login_window_from + timeouts.login),
             Conn::Passive(p) => Some(p.opened_at + timeouts.data),
             Conn::Data(d) => Some(d.last_progress + timeouts.data),
+            Conn::AwaitingHeader(h) => Some(h.accepted_at + PROXY_HEADER_TIMEOUT),
         }
     }
 
@@ -73,6 +81,7 @@ impl Conn {
             Conn::Control(control) => control.expire(),
             Conn::Passive(passive) => passive.expire(),
             Conn::Data(data) => data.expire(),
+            Conn::AwaitingHeader(awaiting) => awaiting.expire(),
         }
     }
 
@@ -88,13 +97,15 @@ impl Conn {
             Conn::Control(control) => control.ready(),
             Conn::Passive(passive) => passive.ready(),
             Conn::Data(data) => data.ready(),
+            Conn::AwaitingHeader(awaiting) => awaiting.ready(),
         }
     }
 
-    /// The control slot this slot belongs to (`None` for a control slot).
+    /// The control slot this slot belongs to (`None` for a control slot, and for a connection
+    /// before its PROXY header, which no session knows of yet).
     pub fn owner(&self) -> Option<Token> {
         match self {
-            Conn::Control(_) => None,
+            Conn::Control(_) | Conn::AwaitingHeader(_) => None,
             Conn::Passive(passive) => Some(passive.owner),
             Conn::Data(data) => Some(data.owner),
         }
@@ -105,6 +116,7 @@ impl Conn {
             Conn::Control(control) => control.session.id,
             Conn::Passive(passive) => passive.session_id,
             Conn::Data(data) => data.session_id,
+            Conn::AwaitingHeader(awaiting) => awaiting.session_id(),
         }
     }
 
@@ -116,6 +128,7 @@ impl Conn {
                 format!("passive({})", if passive.job.is_some() { "job-waiting" } else { "listening" })
             }
             Conn::Data(data) => format!("data({})", data.state_name()),
+            Conn::AwaitingHeader(awaiting) => format!("awaiting-proxy-header({:?})", awaiting.purpose),
         }
     }
 }
