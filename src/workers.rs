@@ -55,7 +55,7 @@ impl Workers {
                 match spawned {
                     Ok(thread) => threads.push(thread),
                     Err(e) => {
-                        stop_all(&handles);
+                        stop_all(handles);
                         return Err(e);
                     }
                 }

@@ -167,6 +167,11 @@ impl Raw {
     pub fn connect_with(addr: SocketAddr, preamble: &[u8]) -> Raw {
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream.write_all(preamble).expect("send preamble");
+        Raw::over(stream)
+    }
+
+    /// A connection made already: reads the greeting.
+    pub fn over(stream: TcpStream) -> Raw {
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         let mut raw = Raw { stream, reader };
@@ -284,14 +289,23 @@ impl Raw {
 }
 
 /// Everything the server sends on a fresh connection until it closes it (a `421` refusal, or
-/// nothing at all).
+/// nothing at all). A server that closes without reading what we sent resets the connection,
+/// which counts as closed too.
 pub fn read_until_closed(addr: SocketAddr, preamble: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream.write_all(preamble).expect("send preamble");
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("read until the server closes");
-    reply
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("read until the server closes: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
 }
 
 /// Whether an external client program is installed. When it is not, the test prints a SKIP
