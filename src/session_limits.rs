@@ -58,16 +58,16 @@ impl SessionLimits {
         Ok(())
     }
 
-    /// A session `admit` counted has ended.
+    /// A session `admit` counted has ended. (A release for an address with no session counts
+    /// nothing, so a mistake cannot free another address's place.)
     pub fn release(&self, ip: IpAddr) {
         let mut counts = self.counts();
-        counts.sessions = counts.sessions.saturating_sub(1);
-        if let Some(from_ip) = counts.per_ip.get_mut(&ip) {
-            *from_ip -= 1;
-            if *from_ip == 0 {
-                counts.per_ip.remove(&ip);
-            }
+        let Some(from_ip) = counts.per_ip.get_mut(&ip) else { return };
+        *from_ip -= 1;
+        if *from_ip == 0 {
+            counts.per_ip.remove(&ip);
         }
+        counts.sessions -= 1;
     }
 
     fn counts(&self) -> MutexGuard<'_, Counts> {
@@ -96,9 +96,9 @@ mod tests {
         limits.release(A);
         assert_eq!(limits.admit(A), Ok(()), "a closed session frees its place");
         for _ in 0..3 {
-            limits.release(A);
+            limits.release(A); // the third is one too many, and counts nothing
         }
-        assert_eq!(limits.counts().sessions, 1);
+        assert_eq!(limits.counts().sessions, 1, "B's session is still counted");
         assert!(!limits.counts().per_ip.contains_key(&A), "no entry stays for an address with no session");
     }
 
