@@ -140,6 +140,14 @@ pub struct Config {
     /// Serve Prometheus metrics at `http://ADDR:PORT/metrics`, from the same event loop.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<SocketAddr>,
+    /// Event loops, each on its own thread, sharing the control port (SO_REUSEPORT); a session
+    /// stays on the loop that accepted it.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_workers)]
+    pub workers: usize,
+    /// Every connection, control and passive data, starts with a PROXY protocol header (v1 or
+    /// v2) from a load balancer, naming the real client; connections without one are closed.
+    #[arg(long)]
+    pub proxy_protocol: bool,
 }
 
 impl Config {
@@ -170,6 +178,8 @@ impl Config {
             tls_allow_unresumed_data: false,
             xferlog: None,
             metrics: None,
+            workers: 1,
+            proxy_protocol: false,
         }
     }
 
@@ -187,6 +197,16 @@ fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
         return Err("expected 1 <= A <= B".into());
     }
     Ok(low..=high)
+}
+
+/// Loops beyond the number of cores only add contention; the bound catches typos.
+const MAX_WORKERS: usize = 256;
+
+fn parse_workers(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number from 1 to {MAX_WORKERS}")),
+    }
 }
 
 #[cfg(test)]
@@ -222,5 +242,12 @@ mod tests {
         assert_eq!(cli.config.metrics, Some("127.0.0.1:9121".parse().unwrap()));
         assert_eq!(cli.config.xferlog.as_deref(), Some(std::path::Path::new("x.log")));
         assert!(Cli::try_parse_from(["mioftpd", "--metrics", "9121"]).is_err());
+        assert_eq!(cli.config.workers, 1);
+        assert!(!cli.config.proxy_protocol);
+        let cli = Cli::try_parse_from(["mioftpd", "--workers", "2", "--proxy-protocol"]).unwrap();
+        assert_eq!((cli.config.workers, cli.config.proxy_protocol), (2, true));
+        for bad in ["0", "-1", "257", "two"] {
+            assert!(Cli::try_parse_from(["mioftpd", "--workers", bad]).is_err(), "{bad}");
+        }
     }
 }

@@ -17,6 +17,8 @@
 //!   `conn::transport` runs rustls on the loop's sockets.
 //! - `config`: command-line options; `privileges`: `--run-as`.
 //! - `metrics`, `xferlog`: what the loop counts (served by `conn::metrics`) and the transfer log.
+//! - `workers`: `--workers N`, N loops on one port; `session_limits`: the session counts they share.
+//! - `proxy_protocol`: the PROXY header a load balancer sends first (`--proxy-protocol`).
 
 pub mod auth;
 pub mod buffer;
@@ -29,12 +31,16 @@ pub mod fs;
 pub mod ftp;
 pub mod metrics;
 pub mod privileges;
+pub mod proxy_protocol;
 pub mod server;
+pub mod session_limits;
 pub mod timer;
 pub mod tls;
 pub mod units;
 pub mod verifier;
+pub mod workers;
 pub mod xferlog;
 
 pub use config::Config;
 pub use server::{Handle, Server};
+pub use workers::Workers;

@@ -2,7 +2,7 @@
 //! the users file, check a configuration, or run the server until it is stopped.
 
 use mioftpd::config::{Subcommands, UsersAction};
-use mioftpd::{Server, auth, check_config, config_file};
+use mioftpd::{Workers, auth, check_config, config_file};
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,10 +18,10 @@ fn main() -> ExitCode {
         Some(Subcommands::CheckConfig { file }) => check_config::check(&file).map(|report| print!("{report}")),
         None => {
             raise_fd_limit(&cli.config);
-            Server::bind(&cli.config)
-                .and_then(|mut server| {
-                    server.handle_signals()?;
-                    server.run()
+            Workers::bind(&cli.config)
+                .and_then(|mut workers| {
+                    workers.handle_signals()?;
+                    workers.run()
                 })
                 .map_err(|e| e.to_string())
         }

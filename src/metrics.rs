@@ -5,28 +5,13 @@
 //! connections) are passed in at render time instead of being kept twice.
 
 use crate::ftp::event::{Completion, Direction, TransferRecord};
+use crate::session_limits::Refusal;
 use std::fmt::Write;
 use std::time::Duration;
 
-/// Why a connection was refused before it became a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rejection {
-    /// `--max-sessions` reached.
-    MaxSessions,
-    /// `--max-per-ip` reached for the client's address.
-    MaxPerIp,
-}
-
-impl Rejection {
-    const ALL: [Rejection; 2] = [Rejection::MaxSessions, Rejection::MaxPerIp];
-
-    fn label(self) -> &'static str {
-        match self {
-            Rejection::MaxSessions => "max_sessions",
-            Rejection::MaxPerIp => "max_per_ip",
-        }
-    }
-}
+/// Labels of `mioftpd_connections_rejected_total`, in `Refusal` order.
+const REFUSALS: [(Refusal, &str); 2] =
+    [(Refusal::TooManySessions, "max_sessions"), (Refusal::TooManyFromAddress, "max_per_ip")];
 
 /// Outcome labels of `mioftpd_transfers_total`, in index order.
 const OUTCOMES: [&str; 3] = ["ok", "aborted", "failed"];
@@ -70,7 +55,7 @@ pub struct Metrics {
     logins_failed: u64,
     transfers: [[u64; OUTCOMES.len()]; DIRECTIONS.len()],
     bytes: [u64; DIRECTIONS.len()],
-    rejected: [u64; Rejection::ALL.len()],
+    rejected: [u64; REFUSALS.len()],
     /// Per bucket (not cumulative; the `+Inf` bucket last), summed up at render time.
     turn_buckets: [u64; TURN_BUCKETS.len() + 1],
     turn_nanos: u64,
@@ -82,7 +67,7 @@ impl Metrics {
         self.sessions_total += 1;
     }
 
-    pub fn rejected(&mut self, why: Rejection) {
+    pub fn rejected(&mut self, why: Refusal) {
         self.rejected[why as usize] += 1;
     }
 
@@ -127,13 +112,8 @@ impl Metrics {
         header(o, "sessions_total", "counter", "Control connections accepted as sessions.");
         sample(o, "sessions_total", "", self.sessions_total);
         header(o, "connections_rejected_total", "counter", "Connections refused with 421 before a session began.");
-        for why in Rejection::ALL {
-            sample(
-                o,
-                "connections_rejected_total",
-                &format!("reason=\"{}\"", why.label()),
-                self.rejected[why as usize],
-            );
+        for (why, label) in REFUSALS {
+            sample(o, "connections_rejected_total", &format!("reason=\"{label}\""), self.rejected[why as usize]);
         }
         header(o, "logins_total", "counter", "Login attempts by result.");
         sample(o, "logins_total", "result=\"ok\"", self.logins_ok);
@@ -218,7 +198,7 @@ mod tests {
         m.login(true);
         m.login(false);
         m.login(false);
-        m.rejected(Rejection::MaxSessions);
+        m.rejected(Refusal::TooManySessions);
         let record = |direction, completion, bytes| TransferRecord {
             direction,
             path: VPath::root(),

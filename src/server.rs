@@ -15,20 +15,26 @@
 //! works) and the transfer log; sessions report logins and ended transfers as `SessionEvent`s,
 //! which the loop takes after each turn of a control slot and whenever it tells one a
 //! transfer ended. The metrics endpoint's listener and scrapes are slots like any other.
+//!
+//! With `--workers N` there are N servers, each on its own thread, sharing the control port
+//! (`SO_REUSEPORT`, see `bind_workers` and `workers.rs`). Behind a load balancer
+//! (`--proxy-protocol`) every accepted socket first sits in an `AwaitingHeader` slot until its
+//! PROXY header names the client (`header_read`).
 
 use crate::auth::Users;
 use crate::buffer::{interrupted, would_block};
 use crate::config::Config;
 use crate::conn::transport::Transport;
-use crate::conn::{Conn, Control, Data, MetricsListener, Outcome, Passive, Scrape, Timeouts};
+use crate::conn::{AwaitingHeader, Conn, Control, Data, MetricsListener, Outcome, Passive, Purpose, Scrape, Timeouts};
 use crate::credential_cache::CredentialCache;
 use crate::fs::Root;
 use crate::fs::transfer::{Job, TransferError};
 use crate::ftp::event::SessionEvent;
 use crate::ftp::session::Target;
 use crate::ftp::{Effect, Session, Settings};
-use crate::metrics::{Gauges, Metrics, Rejection};
+use crate::metrics::{Gauges, Metrics};
 use crate::privileges;
+use crate::session_limits::SessionLimits;
 use crate::timer::{self, Timers};
 use crate::tls::{Binding, Tls};
 use crate::verifier::{Request, Verdict, Verifier};
@@ -38,7 +44,6 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -74,6 +79,11 @@ pub struct Server {
     pasv_ports: RangeInclusive<u16>,
     next_pasv_port: u16,
     next_session_id: u64,
+    /// Which of how many workers this is; workers number their sessions apart (worker `i` of
+    /// `n` uses ids `i+1`, `i+1+n`, …), so `[#N]` names one session in the whole log.
+    worker: Worker,
+    /// `--proxy-protocol`: every accepted connection starts with a PROXY header.
+    proxy_protocol: bool,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     /// `conns.len()` as of the end of the last turn, for other threads (tests, leak checks).
@@ -86,9 +96,8 @@ pub struct Server {
     /// Failed-login verdicts held back so that guessing passwords is slow.
     delayed_verdicts: Timers<Verdict>,
     failed_login_delay: Duration,
-    limits: Limits,
-    sessions_per_ip: HashMap<IpAddr, usize>,
-    sessions: usize,
+    /// Shared by all workers.
+    limits: Arc<SessionLimits>,
     /// SIGTERM/SIGINT/SIGHUP, once `handle_signals` is called (the binary does; tests do not).
     signals: Option<Signals>,
     /// Re-read on SIGHUP.
@@ -104,9 +113,24 @@ pub struct Server {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Limits {
-    sessions: usize,
-    per_ip: usize,
+struct Worker {
+    index: usize,
+    count: usize,
+}
+
+/// What the workers of one process share, built once before any of them.
+struct Shared {
+    settings: Arc<Settings>,
+    limits: Arc<SessionLimits>,
+    users: Users,
+    tls: Option<Tls>,
+}
+
+/// One worker's listening sockets.
+struct Listeners {
+    control: TcpListener,
+    implicit_tls: Option<TcpListener>,
+    metrics: Option<TcpListener>,
 }
 
 /// Observes and stops a running server from another thread.
@@ -132,6 +156,15 @@ impl Handle {
 impl Server {
     /// Validates `config`, loads the users file and binds the control listener.
     pub fn bind(config: &Config) -> io::Result<Server> {
+        let mut servers = Server::bind_workers(config, 1)?;
+        servers.pop().ok_or_else(|| io::Error::other("no server was bound"))
+    }
+
+    /// `count` servers on one control port: validates `config`, loads the users file, binds
+    /// every listener (sharing the port through `SO_REUSEPORT` when `count > 1`), and only then
+    /// drops privileges (`--run-as`) and builds the servers, whose password checkers are
+    /// threads: so nothing runs on another thread while the process is still root.
+    pub fn bind_workers(config: &Config, count: usize) -> io::Result<Vec<Server>> {
         let root =
             Root::new(&config.root).map_err(|e| context(e, format!("cannot serve {}", config.root.display())))?;
         let users = match &config.users {
@@ -139,37 +172,36 @@ impl Server {
             None => Users::default(),
         };
         let tls = Tls::from_config(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let listener = listen(config.listen).map_err(|e| context(e, format!("cannot listen on {}", config.listen)))?;
-        let local_addr = listener.local_addr()?;
-        let mut implicit_tls_listener = match config.implicit_tls {
-            Some(addr) => Some(listen(addr).map_err(|e| context(e, format!("cannot listen on {addr}")))?),
-            None => None,
+        let control = listen_all(config.listen, count)?;
+        let implicit_tls = match config.implicit_tls {
+            Some(addr) => listen_all(addr, count)?.into_iter().map(Some).collect(),
+            None => (0..count).map(|_| None).collect::<Vec<_>>(),
         };
-        // Both before dropping privileges, so that a privileged port or a root-owned log
-        // directory works as it does for the control listener.
-        let metrics_listener = config
-            .metrics
-            .map(|addr| listen(addr).map_err(|e| context(e, format!("cannot serve metrics on {addr}"))))
-            .transpose()?;
-        let xferlog = match &config.xferlog {
-            Some(path) => Some(
-                Xferlog::open(path).map_err(|e| context(e, format!("cannot open transfer log {}", path.display())))?,
-            ),
-            None => None,
-        };
+        // Every worker serves its own figures (nothing is shared between loops): worker i on the
+        // given port + i, so Prometheus scrapes N targets. Port 0 lets each worker pick one.
+        let metrics = (0..count)
+            .map(|i| match config.metrics {
+                Some(addr) => {
+                    let port = if addr.port() == 0 { 0 } else { addr.port().saturating_add(i as u16) };
+                    let addr = SocketAddr::new(addr.ip(), port);
+                    listen(addr, false).map(Some).map_err(|e| context(e, format!("cannot serve metrics on {addr}")))
+                }
+                None => Ok(None),
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        // One descriptor per worker, each appending whole lines (`O_APPEND`), so their lines
+        // never mix. Opened before dropping privileges, so a root-owned log directory works.
+        let xferlogs = (0..count)
+            .map(|_| match &config.xferlog {
+                Some(path) => Xferlog::open(path)
+                    .map(Some)
+                    .map_err(|e| context(e, format!("cannot open transfer log {}", path.display()))),
+                None => Ok(None),
+            })
+            .collect::<io::Result<Vec<_>>>()?;
         if let Some(user) = &config.run_as {
             privileges::run_as(user)?;
         }
-        let poll = Poll::new()?;
-        let mut listener = listener;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        if let Some(implicit) = implicit_tls_listener.as_mut() {
-            poll.registry().register(implicit, IMPLICIT_TLS_LISTENER, Interest::READABLE)?;
-        }
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let pasv_ports = config.pasv_ports.clone().unwrap_or_else(ephemeral_ports);
-        let cache = CredentialCache::new(Duration::from_secs(config.credential_cache_secs))?;
-        let verifier = Verifier::spawn(users, cache, waker.clone())?;
         let settings = Settings {
             root,
             anonymous: config.anonymous_allowed(),
@@ -179,8 +211,38 @@ impl Server {
             tls: tls.is_some(),
             require_tls: config.require_tls,
         };
+        let shared = Shared {
+            settings: Arc::new(settings),
+            limits: Arc::new(SessionLimits::new(config.max_sessions, config.max_per_ip)),
+            users,
+            tls,
+        };
+        let per_worker = control.into_iter().zip(implicit_tls).zip(metrics).zip(xferlogs);
+        per_worker
+            .enumerate()
+            .map(|(index, (((listener, implicit_tls), metrics), xferlog))| {
+                let listeners = Listeners { control: listener, implicit_tls, metrics };
+                Server::new(config, listeners, xferlog, Worker { index, count }, &shared)
+            })
+            .collect()
+    }
+
+    fn new(
+        config: &Config,
+        listeners: Listeners,
+        xferlog: Option<Xferlog>,
+        worker: Worker,
+        shared: &Shared,
+    ) -> io::Result<Server> {
+        let Listeners { control: mut listener, implicit_tls: mut implicit_tls_listener, metrics } = listeners;
+        let local_addr = listener.local_addr()?;
+        let poll = Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(implicit) = implicit_tls_listener.as_mut() {
+            poll.registry().register(implicit, IMPLICIT_TLS_LISTENER, Interest::READABLE)?;
+        }
         let mut conns = Slab::new();
-        let metrics_addr = match metrics_listener {
+        let metrics_addr = match metrics {
             Some(mut listener) => {
                 let entry = conns.vacant_entry();
                 poll.registry().register(&mut listener, Token(entry.key()), Interest::READABLE)?;
@@ -190,21 +252,27 @@ impl Server {
             }
             None => None,
         };
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let pasv_ports = config.pasv_ports.clone().unwrap_or_else(ephemeral_ports);
+        let cache = CredentialCache::new(Duration::from_secs(config.credential_cache_secs))?;
+        let verifier = Verifier::spawn(shared.users.clone(), cache, waker.clone())?;
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
             listener,
             local_addr,
             implicit_tls_listener,
-            tls,
+            tls: shared.tls.clone(),
             conns,
             again: Vec::new(),
-            settings: Arc::new(settings),
+            settings: shared.settings.clone(),
             verifier,
             // A random start, so that servers started together do not probe the same ports.
             next_pasv_port: *pasv_ports.start() + (getrandom::u32().unwrap_or(0) % span(&pasv_ports)) as u16,
             pasv_ports,
-            next_session_id: 1,
+            next_session_id: worker.index as u64 + 1,
+            worker,
+            proxy_protocol: config.proxy_protocol,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             open_slots: Arc::new(AtomicUsize::new(0)),
@@ -217,9 +285,7 @@ impl Server {
             armed: Vec::new(),
             delayed_verdicts: Timers::default(),
             failed_login_delay: Duration::from_millis(config.failed_login_delay),
-            limits: Limits { sessions: config.max_sessions, per_ip: config.max_per_ip },
-            sessions_per_ip: HashMap::new(),
-            sessions: 0,
+            limits: shared.limits.clone(),
             signals: None,
             users_file: config.users.clone(),
             draining: None,
@@ -269,11 +335,16 @@ impl Server {
                 implicit.map(|a| format!(", implicit on {a}")).unwrap_or_default()
             ),
         };
+        let worker = match self.worker {
+            Worker { count: 1, .. } => String::new(),
+            Worker { index, count } => format!(", worker {} of {count}", index + 1),
+        };
         info!(
-            "serving {} on {} (anonymous {}, TLS {tls})",
+            "serving {} on {} (anonymous {}, TLS {tls}{}{worker})",
             self.settings.root.dir().display(),
             self.local_addr,
-            if self.settings.anonymous { "read-only" } else { "off" }
+            if self.settings.anonymous { "read-only" } else { "off" },
+            if self.proxy_protocol { ", PROXY protocol required" } else { "" },
         );
         if let Some(addr) = self.metrics_addr {
             info!("metrics on http://{addr}/metrics");
@@ -362,10 +433,11 @@ impl Server {
                 self.stop.store(true, Ordering::SeqCst);
                 return;
             }
-            let transfers = self.conns.iter().filter(|(_, c)| matches!(c, Conn::Data(_))).count();
+            let count = |kind: fn(&Conn) -> bool| self.conns.iter().filter(|(_, c)| kind(c)).count();
+            let sessions = count(|c| matches!(c, Conn::Control(_)));
+            let transfers = count(|c| matches!(c, Conn::Data(_)));
             info!(
-                "signal {signal}: shutting down; {} sessions, {transfers} data connections, up to {} s for transfers",
-                self.sessions,
+                "signal {signal}: shutting down; {sessions} sessions, {transfers} data connections, up to {} s for transfers",
                 self.shutdown_grace.as_secs()
             );
             let _ = self.poll.registry().deregister(&mut self.listener);
@@ -447,6 +519,9 @@ impl Server {
                 _ => self.listener.accept(),
             };
             match accepted {
+                Ok((stream, peer)) if self.proxy_protocol => {
+                    self.await_header(stream, peer, Purpose::Control { implicit_tls })
+                }
                 Ok((stream, peer)) => self.open_session(stream, peer, implicit_tls),
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => {}
@@ -462,15 +537,12 @@ impl Server {
         }
     }
 
+    /// A new control connection from `peer`: the socket's peer, or the client a PROXY header
+    /// named. On the implicit TLS port, TLS starts at once.
     fn open_session(&mut self, mut stream: TcpStream, peer: SocketAddr, implicit_tls: bool) {
-        let from_peer = self.sessions_per_ip.get(&peer.ip()).copied().unwrap_or(0);
-        if self.sessions >= self.limits.sessions {
-            self.metrics.rejected(Rejection::MaxSessions);
-            return refuse(stream, peer, "Too many users; try again later.");
-        }
-        if from_peer >= self.limits.per_ip {
-            self.metrics.rejected(Rejection::MaxPerIp);
-            return refuse(stream, peer, "Too many connections from your address.");
+        if let Err(refusal) = self.limits.admit(peer.ip()) {
+            self.metrics.rejected(refusal);
+            return refuse(stream, peer, refusal.text());
         }
         // Replies are small and latency-bound: without NODELAY, a reply that follows a data
         // transfer can wait ~40 ms for the client's delayed ACK.
@@ -480,13 +552,17 @@ impl Server {
         let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
         let local = match stream.local_addr() {
             Ok(local) => local,
-            Err(e) => return debug!("connection from {peer} gone before setup: {e}"),
+            Err(e) => {
+                self.limits.release(peer.ip());
+                return debug!("connection from {peer} gone before setup: {e}");
+            }
         };
         let id = self.next_session_id;
-        self.next_session_id += 1;
+        self.next_session_id += self.worker.count as u64;
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
+            self.limits.release(peer.ip());
             return warn!("[#{id}] cannot register connection from {peer}: {e}");
         }
         let mut session = Session::new(id, peer, local, self.settings.clone());
@@ -500,12 +576,57 @@ impl Server {
         };
         info!("[#{id}] connect from {peer}{}", if implicit_tls { " (implicit TLS)" } else { "" });
         entry.insert(Conn::Control(Control::new(transport, session)));
-        self.sessions += 1;
         self.metrics.session_opened();
-        *self.sessions_per_ip.entry(peer.ip()).or_default() += 1;
         self.arm(token);
         trace!("[#{id}] {token:?}: new control slot");
         self.again.push(token); // sends the greeting
+    }
+
+    /// Behind a load balancer, an accepted connection waits here for its PROXY header.
+    fn await_header(&mut self, mut stream: TcpStream, from: SocketAddr, purpose: Purpose) {
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
+            return warn!("cannot register connection from {from}: {e}");
+        }
+        entry.insert(Conn::AwaitingHeader(AwaitingHeader::new(stream, from, purpose)));
+        self.arm(token);
+        trace!("{token:?}: awaiting a PROXY header from {from} ({purpose:?})");
+        self.again.push(token); // the header usually comes with the connection
+    }
+
+    /// A passive listener behind a load balancer accepted a connection: which client it is
+    /// for, only its PROXY header can say. The listener stays open until that client comes.
+    fn await_data_header(&mut self, passive: Token, stream: TcpStream) {
+        // More connections may be queued, and no new readiness edge would announce them.
+        self.again.push(passive);
+        let session_id = self.conns.get(passive.0).map_or(0, Conn::session_id);
+        match stream.peer_addr() {
+            Ok(from) => self.await_header(stream, from, Purpose::Data { passive, session_id }),
+            Err(e) => debug!("[#{session_id}] data connection gone before its PROXY header: {e}"),
+        }
+    }
+
+    /// The PROXY header named `client`: the connection becomes what it was accepted for.
+    fn header_read(&mut self, token: Token, client: SocketAddr) {
+        let Some(Conn::AwaitingHeader(_)) = self.conns.get(token.0) else { return };
+        let Conn::AwaitingHeader(mut awaiting) = self.conns.remove(token.0) else { return };
+        // What the connection becomes registers it anew, under its own token and interests.
+        if let Err(e) = self.poll.registry().deregister(&mut awaiting.stream) {
+            return warn!("cannot deregister connection from {}: {e}", awaiting.from);
+        }
+        debug!("{}: PROXY header names {client}", awaiting.from);
+        match awaiting.purpose {
+            Purpose::Control { implicit_tls } => self.open_session(awaiting.stream, client, implicit_tls),
+            Purpose::Data { passive, session_id } => match self.conns.get(passive.0) {
+                Some(Conn::Passive(p)) if p.session_id == session_id && p.admits(client) => {
+                    debug!("[#{session_id}] data connection from {client} (PROXY header)");
+                    self.promote_to_data(passive, awaiting.stream);
+                }
+                Some(Conn::Passive(p)) if p.session_id == session_id => p.refuse(client),
+                _ => debug!("[#{session_id}] data connection from {client} after its passive port closed"),
+            },
+        }
     }
 
     fn ready(&mut self, token: Token) {
@@ -553,7 +674,9 @@ impl Server {
                 self.apply(token, effect);
                 self.again.push(token); // let the session go on with pipelined commands
             }
+            Outcome::Accepted(stream) if self.proxy_protocol => self.await_data_header(token, stream),
             Outcome::Accepted(stream) => self.promote_to_data(token, stream),
+            Outcome::HeaderRead(client) => self.header_read(token, client),
             Outcome::Finished(result) => {
                 let owner = self.conns.get(token.0).and_then(Conn::owner);
                 // Told before the slot closes, so that a transfer cut short is logged with the
@@ -599,9 +722,10 @@ impl Server {
     }
 
     fn render_metrics(&self) -> String {
-        let mut gauges = Gauges { sessions: self.sessions, ..Gauges::default() };
+        let mut gauges = Gauges::default();
         for (_, conn) in &self.conns {
             match conn {
+                Conn::Control(_) => gauges.sessions += 1,
                 Conn::Data(_) => gauges.data_connections += 1,
                 Conn::Passive(_) => gauges.passive_listeners += 1,
                 _ => {}
@@ -758,16 +882,6 @@ impl Server {
         }
     }
 
-    fn forget_session_from(&mut self, ip: IpAddr) {
-        self.sessions -= 1;
-        if let Some(count) = self.sessions_per_ip.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                self.sessions_per_ip.remove(&ip);
-            }
-        }
-    }
-
     fn open_passive(&mut self, control: Token) -> io::Result<u16> {
         let c = self.control(control).ok_or(io::ErrorKind::NotConnected)?;
         let (local_ip, peer_ip, session_id) = (c.session.local().ip(), c.session.peer().ip(), c.session.id);
@@ -777,8 +891,17 @@ impl Server {
         let token = Token(entry.key());
         self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
         let opened_at = Instant::now();
-        let passive = Passive { listener, owner: control, session_id, peer_ip, job: None, binding, opened_at };
-        entry.insert(Conn::Passive(passive));
+        let behind_proxy = self.proxy_protocol;
+        entry.insert(Conn::Passive(Passive {
+            listener,
+            owner: control,
+            session_id,
+            peer_ip,
+            job: None,
+            binding,
+            opened_at,
+            behind_proxy,
+        }));
         self.arm(token);
         trace!("[#{session_id}] {token:?}: passive listener on port {port}");
         if let Some(c) = self.control(control) {
@@ -897,7 +1020,7 @@ impl Server {
                 c.session.connection_lost();
                 let events = c.session.take_events();
                 self.observe(events, c.data);
-                self.forget_session_from(c.session.peer().ip());
+                self.limits.release(c.session.peer().ip());
                 drop(c.transport);
                 let user = c.session.user().map(|u| format!("{u}@")).unwrap_or_default();
                 info!("[#{}] closed ({user}{})", c.session.id, c.session.peer().ip());
@@ -907,7 +1030,7 @@ impl Server {
             }
             Conn::Passive(p) => self.unlink(p.owner, token),
             Conn::Data(d) => self.unlink(d.owner, token),
-            Conn::MetricsListener(_) | Conn::Scrape(_) => {}
+            Conn::MetricsListener(_) | Conn::Scrape(_) | Conn::AwaitingHeader(_) => {}
         }
         trace!("{token:?}: slot closed");
     }
@@ -929,6 +1052,7 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::Finished(_) => "finished",
         Outcome::NewScrape(_) => "new-scrape",
         Outcome::RenderMetrics => "render-metrics",
+        Outcome::HeaderRead(_) => "header-read",
     }
 }
 
@@ -949,11 +1073,28 @@ fn span(range: &RangeInclusive<u16>) -> u32 {
     u32::from(*range.end() - *range.start()) + 1
 }
 
-/// A non-blocking listener with a large backlog (mio's own `bind` uses 128).
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A non-blocking listener with a large backlog (mio's own `bind` uses 128). `shared_port`:
+/// other workers' listeners bind the same port, and the kernel spreads connections over them.
+/// `count` listeners on `addr`, sharing its port (`SO_REUSEPORT`) when there are several; with
+/// port 0, the first one picks the port and the others join it.
+fn listen_all(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
+    let shared_port = count > 1;
+    let first = listen(addr, shared_port).map_err(|e| context(e, format!("cannot listen on {addr}")))?;
+    let bound = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..count {
+        listeners.push(listen(bound, true).map_err(|e| context(e, format!("cannot listen on {bound}")))?);
+    }
+    Ok(listeners)
+}
+
+fn listen(addr: SocketAddr, shared_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    if shared_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }

@@ -503,3 +503,48 @@ fn info_lines_carry_session_id_peer_and_user() {
     assert!(wait_for(&log, "closed").contains("[#1] closed (anonymous@127.0.0.1)"));
     server.stop();
 }
+
+#[test]
+fn sigterm_stops_every_worker_and_session_ids_stay_unique() {
+    let dir = TempRoot::new("workers-sigterm");
+    let (mut child, addr, stderr) = spawn_server(&["--root", dir.path.to_str().unwrap(), "--workers", "2"]);
+    // 16 sessions: the kernel spreads them over both workers (all on one: 1 in 2^15).
+    let mut sessions: Vec<Raw> = (0..16).map(|_| Raw::anonymous(addr)).collect();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    for c in &mut sessions {
+        assert_eq!(c.reply().0, 421, "every worker drains its sessions");
+    }
+    assert!(child.wait().unwrap().success());
+    let log = std::io::read_to_string(stderr).unwrap();
+    // spawn_server took the first worker's "serving" line; the other one is here.
+    assert!(log.contains(" of 2)"), "{log}");
+    let mut ids: Vec<&str> =
+        log.lines().filter(|l| l.contains("] connect from")).filter_map(|l| l.split("[#").nth(1)).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 16, "one id per session over both workers: {log}");
+}
+
+#[test]
+fn run_as_with_workers_drops_root_in_every_thread() {
+    let dir = TempRoot::new("runas-workers");
+    let root = dir.path.to_str().unwrap();
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIP: not root, so --run-as cannot be tried with --workers");
+        return;
+    }
+    let (mut child, addr, _stderr) = spawn_server(&["--root", root, "--run-as", "nobody", "--workers", "2"]);
+    let mut c = Raw::anonymous(addr);
+    c.expect_cmd("NOOP", 200);
+    // The main thread, the second worker and each worker's password checker.
+    let tasks: Vec<_> =
+        std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap().map(|t| t.unwrap().path()).collect();
+    assert!(tasks.len() >= 4, "{tasks:?}");
+    for task in tasks {
+        let status = std::fs::read_to_string(task.join("status")).unwrap();
+        let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert!(uids.split_whitespace().skip(1).all(|u| u != "0"), "{}: {uids}", task.display());
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}

@@ -372,3 +372,28 @@ fn a_transfer_log_that_cannot_be_opened_is_a_clear_error() {
     let err = mioftpd::Server::bind(&config).err().expect("bind fails");
     assert!(err.to_string().contains("cannot open transfer log /nonexistent-dir/xferlog"), "{err}");
 }
+
+#[test]
+fn with_workers_each_serves_its_own_metrics_and_they_add_up() {
+    if !require("curl") {
+        return;
+    }
+    let root = TempRoot::new("metrics-workers");
+    let mut config = mioftpd::Config::new(&root.path);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.metrics = Some("127.0.0.1:0".parse().unwrap());
+    config.workers = 2;
+    let workers = mioftpd::Workers::bind(&config).expect("bind");
+    let endpoints = workers.metrics_addrs();
+    assert_eq!(endpoints.len(), 2, "one endpoint per worker");
+    let (addr, handles) = (workers.local_addr().unwrap(), workers.handles());
+    let thread = std::thread::spawn(move || workers.run());
+    // 16 sessions: the kernel spreads them over both workers (all on one: 1 in 2^15).
+    let sessions: Vec<Raw> = (0..16).map(|_| Raw::anonymous(addr)).collect();
+    let totals: Vec<f64> = endpoints.iter().map(|&e| scrape(e).get("mioftpd_sessions_total")).collect();
+    assert!(totals.iter().all(|&n| n > 0.0), "{totals:?}");
+    assert_eq!(totals.iter().sum::<f64>(), 16.0, "{totals:?}");
+    drop(sessions);
+    handles.iter().for_each(|h| h.stop());
+    thread.join().unwrap().unwrap();
+}

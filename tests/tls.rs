@@ -224,3 +224,16 @@ fn bad_certificates_are_clear_errors_naming_the_file() {
     let mismatch = attempt(&cert.join("cert.pem"), &other.join("key.pem"));
     assert!(mismatch.contains("does not fit its key"), "{mismatch}");
 }
+
+#[test]
+fn ftps_with_two_workers_keeps_each_sessions_data_on_its_worker() {
+    if !require("python3") {
+        return;
+    }
+    let (server, _cert) = ftps_server("tls-workers", |cfg| cfg.workers = 2);
+    // Three sessions one after another: with two workers, some land on each.
+    for _ in 0..3 {
+        let out = python("reuse", server.port(), &server.root.path);
+        assert!(out.contains("roundtrip 2 True"), "{out}");
+    }
+}

@@ -4,6 +4,7 @@
 //! what its socket and state allow and returns an `Outcome` for the loop to act on. Only the loop
 //! (`server.rs`) inserts, links or removes slots.
 
+pub mod awaiting_header;
 pub mod control;
 pub mod data;
 pub mod metrics;
@@ -15,8 +16,10 @@ use crate::ftp::Effect;
 use crate::ftp::event::SessionEvent;
 use mio::Token;
 use mio::net::TcpStream;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use awaiting_header::{AwaitingHeader, PROXY_HEADER_TIMEOUT, Purpose};
 pub use control::Control;
 pub use data::Data;
 pub use metrics::{MetricsListener, Scrape};
@@ -32,6 +35,8 @@ pub enum Conn {
     /// `--metrics`: the HTTP listener, and one slot per scraper's connection.
     MetricsListener(MetricsListener),
     Scrape(Scrape),
+    /// Behind a load balancer: a control or data connection before its PROXY header.
+    AwaitingHeader(AwaitingHeader),
 }
 
 /// What a slot asks of the loop after a `ready` call.
@@ -54,6 +59,8 @@ pub enum Outcome {
     NewScrape(TcpStream),
     /// A scraper asked for the metrics: render them into `Scrape::respond` and run it again.
     RenderMetrics,
+    /// The PROXY header arrived and names this client.
+    HeaderRead(SocketAddr),
 }
 
 /// How long each kind of slot may go without progress.
@@ -79,6 +86,7 @@ impl Conn {
             Conn::Data(d) => Some(d.last_progress + timeouts.data),
             Conn::MetricsListener(l) => l.retry_at,
             Conn::Scrape(s) => Some(s.opened_at + metrics::EXCHANGE_TIMEOUT),
+            Conn::AwaitingHeader(h) => Some(h.accepted_at + PROXY_HEADER_TIMEOUT),
         }
     }
 
@@ -90,6 +98,7 @@ impl Conn {
             Conn::Data(data) => data.expire(),
             Conn::MetricsListener(listener) => listener.expire(),
             Conn::Scrape(scrape) => scrape.expire(),
+            Conn::AwaitingHeader(awaiting) => awaiting.expire(),
         }
     }
 
@@ -107,6 +116,7 @@ impl Conn {
             Conn::Data(data) => data.ready(),
             Conn::MetricsListener(listener) => listener.ready(),
             Conn::Scrape(scrape) => scrape.ready(),
+            Conn::AwaitingHeader(awaiting) => awaiting.ready(),
         }
     }
 
@@ -131,10 +141,11 @@ impl Conn {
         matches!(self, Conn::MetricsListener(_) | Conn::Scrape(_))
     }
 
-    /// The control slot this slot belongs to (`None` for a control slot).
+    /// The control slot this slot belongs to (`None` for a control slot, and for a connection
+    /// before its PROXY header, which no session knows of yet).
     pub fn owner(&self) -> Option<Token> {
         match self {
-            Conn::Control(_) | Conn::MetricsListener(_) | Conn::Scrape(_) => None,
+            Conn::Control(_) | Conn::MetricsListener(_) | Conn::Scrape(_) | Conn::AwaitingHeader(_) => None,
             Conn::Passive(passive) => Some(passive.owner),
             Conn::Data(data) => Some(data.owner),
         }
@@ -147,6 +158,7 @@ impl Conn {
             Conn::Passive(passive) => passive.session_id,
             Conn::Data(data) => data.session_id,
             Conn::MetricsListener(_) | Conn::Scrape(_) => 0,
+            Conn::AwaitingHeader(awaiting) => awaiting.session_id(),
         }
     }
 
@@ -160,6 +172,7 @@ impl Conn {
             Conn::Data(data) => format!("data({})", data.state_name()),
             Conn::MetricsListener(_) => "metrics-listener".into(),
             Conn::Scrape(scrape) => format!("scrape({})", scrape.state_name()),
+            Conn::AwaitingHeader(awaiting) => format!("awaiting-proxy-header({:?})", awaiting.purpose),
         }
     }
 }

@@ -2,6 +2,9 @@
 //! control connection's peer, then hands the stream to the loop, which turns this slot into a
 //! `Data` slot under the same token. A transfer command may arrive before or after that peer;
 //! if before, its job is parked here.
+//!
+//! Behind a load balancer (`--proxy-protocol`) every connection comes from the balancer: each
+//! is handed over, and the loop checks the client its PROXY header names with `admits`.
 
 use super::Outcome;
 use crate::buffer::{interrupted, would_block};
@@ -13,7 +16,7 @@ use log::{debug, warn};
 use mio::Token;
 use mio::net::TcpListener;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub struct Passive {
@@ -27,6 +30,8 @@ pub struct Passive {
     /// Set when the data connection is to be TLS (`PROT P` at `PASV` time).
     pub binding: Option<Binding>,
     pub opened_at: Instant,
+    /// Connections come through a load balancer that names the client in a PROXY header.
+    pub behind_proxy: bool,
 }
 
 impl Passive {
@@ -41,16 +46,23 @@ impl Passive {
         }
     }
 
+    /// Whether a data connection from `client` belongs to this session.
+    pub fn admits(&self, client: SocketAddr) -> bool {
+        canonical(client.ip()) == canonical(self.peer_ip)
+    }
+
+    pub fn refuse(&self, client: SocketAddr) {
+        warn!("[#{}] refused data connection from foreign address {client}", self.session_id);
+    }
+
     pub fn ready(&mut self) -> Outcome {
         loop {
             match self.listener.accept() {
-                Ok((stream, from)) if canonical(from.ip()) == canonical(self.peer_ip) => {
+                Ok((stream, from)) if self.behind_proxy || self.admits(from) => {
                     debug!("[#{}] data connection from {from}", self.session_id);
                     return Outcome::Accepted(stream);
                 }
-                Ok((_, from)) => {
-                    warn!("[#{}] refused data connection from foreign address {from}", self.session_id);
-                }
+                Ok((_, from)) => self.refuse(from),
                 Err(e) if would_block(&e) => return Outcome::Wait,
                 Err(e) if interrupted(&e) => {}
                 // A connection that failed in the backlog (reset before accept): keep listening.

@@ -3,7 +3,7 @@
 //! that drive an external client program.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use mioftpd::{Config, Handle, Server};
+use mioftpd::{Config, Handle, Workers};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -55,8 +55,9 @@ impl Drop for TempRoot {
     }
 }
 
-/// A server running in a thread. Dropping it stops the server and, unless the test is already
-/// failing, checks that the loop ended cleanly.
+/// A server running in a thread (its workers, with `--workers N`, in threads of their own).
+/// Dropping it stops the server and, unless the test is already failing, checks that every loop
+/// ended cleanly.
 pub struct TestServer {
     pub addr: SocketAddr,
     /// The implicit FTPS listener, when the config asked for one.
@@ -66,7 +67,8 @@ pub struct TestServer {
     pub root: TempRoot,
     /// Holds the users file of `with_users` for as long as the server runs.
     users: Option<TempRoot>,
-    handle: Handle,
+    /// One per worker.
+    pub handles: Vec<Handle>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -84,11 +86,12 @@ impl TestServer {
         config.failed_login_delay = 50; // tests that fail logins on purpose need not wait a second
         adjust(&mut config);
         let _ = env_logger::builder().is_test(true).try_init();
-        let mut server = Server::bind(&config).expect("bind test server");
-        let (addr, implicit_tls, metrics) = (server.local_addr(), server.implicit_tls_addr(), server.metrics_addr());
-        let handle = server.handle();
-        let thread = std::thread::spawn(move || server.run());
-        TestServer { addr, implicit_tls, metrics, root, users: None, handle, thread: Some(thread) }
+        let workers = Workers::bind(&config).expect("bind test server");
+        let addr = workers.local_addr().expect("a worker");
+        let (implicit_tls, metrics) = (workers.implicit_tls_addr(), workers.metrics_addrs().first().copied());
+        let handles = workers.handles();
+        let thread = std::thread::spawn(move || workers.run());
+        TestServer { addr, implicit_tls, metrics, root, users: None, handles, thread: Some(thread) }
     }
 
     /// A server with users `alice` (read-write) and `bob` (read-only), both with password `pw`,
@@ -126,11 +129,16 @@ impl TestServer {
         self.addr.port()
     }
 
+    /// Open slots over all workers.
+    pub fn open_slots(&self) -> usize {
+        self.handles.iter().map(Handle::open_slots).sum()
+    }
+
     /// Waits until the server holds no connection at all: the leak check for the end of a test.
     pub fn assert_no_open_slots(&self) {
         let deadline = Instant::now() + PATIENCE;
-        while self.handle.open_slots() != 0 {
-            assert!(Instant::now() < deadline, "server still holds {} slots", self.handle.open_slots());
+        while self.open_slots() != 0 {
+            assert!(Instant::now() < deadline, "server still holds {} slots", self.open_slots());
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -138,7 +146,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.handle.stop();
+        self.handles.iter().for_each(Handle::stop);
         if let Some(thread) = self.thread.take() {
             let result = thread.join();
             if !std::thread::panicking() {
@@ -157,7 +165,18 @@ pub struct Raw {
 impl Raw {
     /// Connects and reads the greeting.
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Raw::connect_with(addr, b"")
+    }
+
+    /// Connects, sends `preamble` first (a PROXY protocol header, say), and reads the greeting.
+    pub fn connect_with(addr: SocketAddr, preamble: &[u8]) -> Raw {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.write_all(preamble).expect("send preamble");
+        Raw::over(stream)
+    }
+
+    /// A connection made already: reads the greeting.
+    pub fn over(stream: TcpStream) -> Raw {
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         let mut raw = Raw { stream, reader };
@@ -272,6 +291,26 @@ impl Raw {
         let mut byte = [0u8; 1];
         matches!(self.reader.read(&mut byte), Ok(0))
     }
+}
+
+/// Everything the server sends on a fresh connection until it closes it (a `421` refusal, or
+/// nothing at all). A server that closes without reading what we sent resets the connection,
+/// which counts as closed too.
+pub fn read_until_closed(addr: SocketAddr, preamble: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(preamble).expect("send preamble");
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("read until the server closes: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
 }
 
 /// Whether an external client program is installed. When it is not, the test prints a SKIP
