@@ -96,6 +96,20 @@ pub struct Config {
     /// (`sendfile` for downloads, `splice` for uploads); for comparison.
     #[arg(long)]
     pub no_zero_copy: bool,
+    /// Bytes per second all data connections together may move, e.g. `10M` (suffixes k, M, G
+    /// are powers of 1024).
+    #[arg(long, value_name = "BYTES_PER_S", value_parser = parse_rate)]
+    pub max_rate: Option<u64>,
+    /// Bytes per second one session's data connections may move, e.g. `1M`.
+    #[arg(long, value_name = "BYTES_PER_S", value_parser = parse_rate)]
+    pub max_rate_per_session: Option<u64>,
+    /// After each completed upload, run this program (split at whitespace into program and
+    /// arguments, no shell), with the file's path on disk as the last argument.
+    #[arg(long, value_name = "CMD")]
+    pub on_upload: Option<String>,
+    /// Most `--on-upload` commands running at once; later ones wait in order.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_at_least_one)]
+    pub on_upload_max: usize,
 }
 
 impl Config {
@@ -119,6 +133,10 @@ impl Config {
             credential_cache_secs: 300,
             run_as: None,
             no_zero_copy: false,
+            max_rate: None,
+            max_rate_per_session: None,
+            on_upload: None,
+            on_upload_max: 4,
         }
     }
 
@@ -138,6 +156,31 @@ fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(low..=high)
 }
 
+/// `1048576`, `1024k`, `1M`, `2G`: bytes per second, with binary suffixes.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 1 << 10),
+        Some((at, 'm' | 'M')) => (&text[..at], 1 << 20),
+        Some((at, 'g' | 'G')) => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    let number: u64 =
+        digits.parse().map_err(|_| format!("expected bytes per second such as 512k or 10M, not {text:?}"))?;
+    match number.checked_mul(unit) {
+        Some(0) => Err("must be more than 0 (leave the option out for no limit)".into()),
+        Some(rate) => Ok(rate),
+        None => Err("too large".into()),
+    }
+}
+
+fn parse_at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) | Err(_) => Err("expected a whole number of at least 1".into()),
+        Ok(n) => Ok(n),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +192,42 @@ mod tests {
         for bad in ["", "5", "9-1", "0-5", "a-b", "1-70000"] {
             assert!(parse_port_range(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn rates_take_binary_suffixes() {
+        assert_eq!(parse_rate("1048576"), Ok(1 << 20));
+        assert_eq!(parse_rate("1M"), Ok(1 << 20));
+        assert_eq!(parse_rate("512k"), Ok(512 << 10));
+        assert_eq!(parse_rate("512K"), Ok(512 << 10));
+        assert_eq!(parse_rate("2G"), Ok(2 << 30));
+        assert_eq!(parse_rate("3m"), Ok(3 << 20));
+        for bad in ["", "0", "0M", "M", "1.5M", "-1", "1T", "99999999999G", "1 M"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limit_and_hook_options() {
+        let cli = Cli::try_parse_from(["mioftpd"]).unwrap();
+        assert_eq!((cli.config.max_rate, cli.config.on_upload_max), (None, 4));
+        let cli = Cli::try_parse_from([
+            "mioftpd",
+            "--max-rate",
+            "10M",
+            "--max-rate-per-session",
+            "1M",
+            "--on-upload",
+            "/usr/local/bin/scan --quick",
+            "--on-upload-max",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!((cli.config.max_rate, cli.config.max_rate_per_session), (Some(10 << 20), Some(1 << 20)));
+        assert_eq!(cli.config.on_upload.as_deref(), Some("/usr/local/bin/scan --quick"));
+        assert_eq!(cli.config.on_upload_max, 2);
+        assert!(Cli::try_parse_from(["mioftpd", "--on-upload-max", "0"]).is_err());
+        assert!(Cli::try_parse_from(["mioftpd", "--max-rate", "fast"]).is_err());
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub mod fs;
 pub mod ftp;
 pub mod privileges;
 pub mod server;
+pub mod throttle;
 pub mod timer;
+pub mod upload_hook;
 pub mod verifier;
 
 pub use config::Config;

@@ -20,6 +20,7 @@ use crate::auth::{self, Account};
 use crate::fs::listing::{self, Facts, Format, Listing};
 use crate::fs::transfer::{Job, Sink, Source, TransferError};
 use crate::fs::{Entry, Root, VPath};
+use crate::throttle;
 use log::{info, warn};
 use std::fs;
 use std::io::{self, Seek, SeekFrom};
@@ -40,6 +41,8 @@ pub struct Settings {
     pub max_login_failures: u32,
     /// Binary transfers move inside the kernel (`sendfile`, `splice`) instead of through our buffer.
     pub zero_copy: bool,
+    /// Bytes per second each session's transfers may move (`--max-rate-per-session`).
+    pub max_rate_per_session: Option<u64>,
 }
 
 /// Where the data connection of a transfer comes from.
@@ -107,6 +110,19 @@ struct Transfer {
     started: Instant,
 }
 
+impl Transfer {
+    fn is_upload(&self) -> bool {
+        matches!(self.verb, "STOR" | "APPE" | "STOU")
+    }
+}
+
+/// An upload that completed (its `226` is queued): what the upload hook is told.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub path: VPath,
+    pub bytes: u64,
+}
+
 pub struct Session {
     pub id: u64,
     peer: SocketAddr,
@@ -126,6 +142,8 @@ pub struct Session {
     login_failures: u32,
     quitting: bool,
     outbox: Vec<Reply>,
+    /// Bytes per second this session's transfers may move; chosen at login.
+    rate_limit: Option<u64>,
 }
 
 type Handled = Result<Effect, Reply>;
@@ -149,6 +167,7 @@ impl Session {
             login_failures: 0,
             quitting: false,
             outbox: Vec::new(),
+            rate_limit: None,
         };
         session.reply(Code::ServiceReady, "mioftpd ready.");
         session
@@ -162,6 +181,12 @@ impl Session {
     /// After `QUIT`: the connection closes once the outbox is flushed.
     pub fn is_quitting(&self) -> bool {
         self.quitting
+    }
+
+    /// Bytes per second this session's transfers may move (`None`: no limit of its own; the
+    /// global limit still applies).
+    pub fn rate_limit(&self) -> Option<u64> {
+        self.rate_limit
     }
 
     pub fn user(&self) -> Option<&str> {
@@ -388,6 +413,8 @@ impl Session {
                 let access = if account.writable { "read-write" } else { "read-only" };
                 info!("[#{}] login {} from {} ({access})", self.id, account.name, self.peer.ip());
                 self.reply(Code::LoggedIn, "Login successful.");
+                // The per-user limit, once the users file has one, is the second argument.
+                self.rate_limit = throttle::stricter(self.settings.max_rate_per_session, None);
                 self.login = Login::LoggedIn(account);
             }
             None => {
@@ -681,6 +708,7 @@ impl Session {
             info!("[#{}] {user} logged out (REIN)", self.id);
         }
         self.login = Login::AwaitingUser;
+        self.rate_limit = None;
         self.cwd = VPath::root();
         self.repr = Repr::Binary;
         self.data = DataChannel::Idle;
@@ -761,10 +789,11 @@ impl Session {
         self.ok(Code::FileActionOkay, text)
     }
 
-    /// The answer to `Effect::Start`: how the transfer ended.
-    pub fn finished(&mut self, result: Result<u64, TransferError>) {
+    /// The answer to `Effect::Start`: how the transfer ended. Returns the upload, if this was
+    /// one and it completed.
+    pub fn finished(&mut self, result: Result<u64, TransferError>) -> Option<Stored> {
         let DataChannel::Transferring(transfer) = std::mem::replace(&mut self.data, DataChannel::Idle) else {
-            return;
+            return None;
         };
         let secs = transfer.started.elapsed().as_secs_f64();
         let what = format!("[#{}] {} {}", self.id, transfer.verb, transfer.path.display());
@@ -773,6 +802,7 @@ impl Session {
                 let rate = bytes as f64 / secs.max(1e-6) / (1024.0 * 1024.0);
                 info!("{what}: {bytes} bytes in {secs:.3} s ({rate:.1} MiB/s)");
                 self.reply(Code::ClosingDataConnection, "Transfer complete.");
+                return transfer.is_upload().then_some(Stored { path: transfer.path, bytes });
             }
             Err(TransferError::Connect(e)) => {
                 warn!("{what}: data connection failed: {e}");
@@ -787,6 +817,7 @@ impl Session {
                 self.outbox.push(Reply::from_io(&e));
             }
         }
+        None
     }
 }
 
@@ -817,6 +848,7 @@ mod tests {
             pasv_address: None,
             max_login_failures: 3,
             zero_copy: true,
+            max_rate_per_session: Some(1 << 20),
         });
         let peer = "127.0.0.1:40000".parse().unwrap();
         let local = "127.0.0.1:2121".parse().unwrap();
@@ -972,7 +1004,7 @@ mod tests {
         assert!(matches!(effect, Effect::Start(Job::Send(_), Target::Passive)));
         assert!(s.can_handle_now(&Command::Noop));
         assert!(!s.can_handle_now(&Command::Pwd));
-        s.finished(Ok(6));
+        assert_eq!(s.finished(Ok(6)), None, "a download is not an upload");
         assert_eq!(codes(s), [226]);
         assert_eq!(code_of(s, "RETR file.txt"), [425], "a passive connection serves one transfer");
     }
@@ -1026,6 +1058,39 @@ mod tests {
             s.finished(Err(error));
             assert_eq!(codes(s), [code]);
         }
+    }
+
+    #[test]
+    fn completed_uploads_are_reported_and_failed_ones_are_not() {
+        let mut f = fixture("stored", false);
+        let s = &mut f.session;
+        code_of(s, "USER alice");
+        send(s, "PASS pw");
+        s.verified(Some(Account { name: "alice".into(), writable: true }));
+        assert_eq!(codes(s), [230]);
+        for (line, path) in [("STOR up.bin", "/up.bin"), ("APPE up.bin", "/up.bin"), ("STOU sub/u", "/sub/u")] {
+            send(s, "EPSV");
+            s.listening(Ok(50000));
+            s.take_replies();
+            assert_eq!(code_of(s, line), [150]);
+            let stored = s.finished(Ok(42));
+            assert_eq!(stored, Some(Stored { path: VPath::root().join(path.as_bytes()), bytes: 42 }), "{line}");
+        }
+        send(s, "EPSV");
+        s.listening(Ok(50000));
+        s.take_replies();
+        assert_eq!(code_of(s, "STOR up.bin"), [150]);
+        assert_eq!(s.finished(Err(TransferError::Network(io::ErrorKind::ConnectionReset.into()))), None);
+        assert_eq!(codes(s), [426]);
+    }
+
+    #[test]
+    fn the_session_rate_limit_is_chosen_at_login() {
+        let mut f = fixture("rate", true);
+        let s = &mut f.session;
+        assert_eq!(s.rate_limit(), None);
+        login_anonymous(s);
+        assert_eq!(s.rate_limit(), Some(1 << 20));
     }
 
     #[test]
