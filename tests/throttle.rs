@@ -117,6 +117,7 @@ fn two_sessions_share_1_mib_per_s(way: Way) {
     let ended = results.iter().map(|(end, _)| *end).max().unwrap();
     assert_about_1_mib_per_s(&label, 3 * MIB, ended - began);
     let (fast, slow) = (results[0].1.min(results[1].1), results[0].1.max(results[1].1));
+    eprintln!("{label}: the clients took {fast:?} and {slow:?}");
     assert!(
         slow.as_secs_f64() < 1.34 * fast.as_secs_f64(),
         "{label}: unfair share: one client took {fast:?}, the other {slow:?}"
