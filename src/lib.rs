@@ -13,6 +13,7 @@
 //! - `buffer`: the fixed-size buffer every byte pump goes through.
 //! - `auth`, `verifier`, `credential_cache`: accounts, the password-checking thread, and the
 //!   cache that spares it repeated logins.
+//! - `throttle`: token buckets for the bandwidth limits; `upload_hook`: `--on-upload` children.
 //! - `config`: command-line options; `privileges`: `--run-as`.
 
 pub mod auth;
