@@ -1,5 +1,6 @@
 //! Command-line configuration: what to serve, where, and to whom. Parsing and validation only;
-//! no sockets are opened here.
+//! no sockets are opened here. Every flag of `Config` is also a key of the `--config` file
+//! (see `config_file`), with nothing to add for it there.
 
 use clap::{Args, Parser, Subcommand};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -12,6 +13,10 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Subcommands>,
+    /// A TOML file of settings: each key is a flag's long name (`max_sessions = 50`); flags
+    /// given on the command line win over it.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
     #[command(flatten)]
     pub config: Config,
 }
@@ -23,19 +28,35 @@ pub enum Subcommands {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Check a configuration file, the root and the users file it names, and each user's
+    /// home; print the effective settings (no password hashes). Exit status 1 if anything is wrong.
+    CheckConfig {
+        /// The TOML file, as for `--config`.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum UsersAction {
     /// Add a user, or replace its password; reads the password from standard input (one line).
+    /// An existing user keeps the access, home and rate not given here.
     Add {
         /// The users file (created if missing).
         file: PathBuf,
         /// The user name.
         name: String,
         /// The user may read but not write.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "read_write")]
         read_only: bool,
+        /// The user may read and write (the default for a new user).
+        #[arg(long)]
+        read_write: bool,
+        /// The user's `/`: a directory inside `--root` (relative) or instead of it (absolute).
+        #[arg(long, value_name = "DIR")]
+        home: Option<PathBuf>,
+        /// The user's bandwidth limit in bytes per second (`512k`, `10M`).
+        #[arg(long, value_name = "BYTES_PER_SEC", value_parser = crate::units::parse_rate)]
+        rate: Option<u64>,
     },
 }
 
@@ -51,7 +72,7 @@ pub struct Config {
     /// `--users` file is given.
     #[arg(long)]
     pub anonymous: bool,
-    /// Users file: `NAME:HASH[:rw|ro]` lines (see `mioftpd users add`).
+    /// Users file: `NAME:HASH[:FLAGS]` lines, FLAGS like `rw,home=alice,rate=10M` (see `mioftpd users add`).
     #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
     /// Ports for passive data connections, e.g. `50000-50100` (default: the system's ephemeral range).
@@ -96,12 +117,36 @@ pub struct Config {
     /// (`sendfile` for downloads, `splice` for uploads); for comparison.
     #[arg(long)]
     pub no_zero_copy: bool,
+    /// TLS certificate chain (PEM) for FTPS: enables `AUTH TLS` (RFC 4217).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse `USER` before `AUTH TLS`, and data connections without `PROT P`.
+    #[arg(long)]
+    pub require_tls: bool,
+    /// Also listen for implicit FTPS (TLS from the first byte, as `ftps://` clients expect).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub implicit_tls: Option<SocketAddr>,
+    /// Accept TLS data connections that do not resume the control connection's TLS session
+    /// (stock Python ftplib). By default they are refused, so that nobody but the logged-in
+    /// client can use a session's data connection.
+    #[arg(long)]
+    pub tls_allow_unresumed_data: bool,
+    /// Append a line per file transfer to FILE, in the wu-ftpd/vsftpd `xferlog` format.
+    #[arg(long, value_name = "FILE")]
+    pub xferlog: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://ADDR:PORT/metrics`, from the same event loop.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
     /// Bytes per second all data connections together may move, e.g. `10M` (suffixes k, M, G
     /// are powers of 1024).
-    #[arg(long, value_name = "BYTES_PER_S", value_parser = parse_rate)]
+    #[arg(long, value_name = "BYTES_PER_S", value_parser = crate::units::parse_rate)]
     pub max_rate: Option<u64>,
-    /// Bytes per second one session's data connections may move, e.g. `1M`.
-    #[arg(long, value_name = "BYTES_PER_S", value_parser = parse_rate)]
+    /// Bytes per second one session's data connections may move, e.g. `1M`; a user's own
+    /// rate in the users file, if lower, wins.
+    #[arg(long, value_name = "BYTES_PER_S", value_parser = crate::units::parse_rate)]
     pub max_rate_per_session: Option<u64>,
     /// After each completed upload, run this program (split at whitespace into program and
     /// arguments, no shell), with the file's path on disk as the last argument.
@@ -133,6 +178,13 @@ impl Config {
             credential_cache_secs: 300,
             run_as: None,
             no_zero_copy: false,
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
+            implicit_tls: None,
+            tls_allow_unresumed_data: false,
+            xferlog: None,
+            metrics: None,
             max_rate: None,
             max_rate_per_session: None,
             on_upload: None,
@@ -156,24 +208,6 @@ fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(low..=high)
 }
 
-/// `1048576`, `1024k`, `1M`, `2G`: bytes per second, with binary suffixes.
-fn parse_rate(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.char_indices().last() {
-        Some((at, 'k' | 'K')) => (&text[..at], 1 << 10),
-        Some((at, 'm' | 'M')) => (&text[..at], 1 << 20),
-        Some((at, 'g' | 'G')) => (&text[..at], 1 << 30),
-        _ => (text, 1),
-    };
-    let number: u64 =
-        digits.parse().map_err(|_| format!("expected bytes per second such as 512k or 10M, not {text:?}"))?;
-    match number.checked_mul(unit) {
-        Some(0) => Err("must be more than 0 (leave the option out for no limit)".into()),
-        Some(rate) => Ok(rate),
-        None => Err("too large".into()),
-    }
-}
-
 fn parse_at_least_one(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(0) | Err(_) => Err("expected a whole number of at least 1".into()),
@@ -191,19 +225,6 @@ mod tests {
         assert_eq!(parse_port_range("7-7"), Ok(7..=7));
         for bad in ["", "5", "9-1", "0-5", "a-b", "1-70000"] {
             assert!(parse_port_range(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn rates_take_binary_suffixes() {
-        assert_eq!(parse_rate("1048576"), Ok(1 << 20));
-        assert_eq!(parse_rate("1M"), Ok(1 << 20));
-        assert_eq!(parse_rate("512k"), Ok(512 << 10));
-        assert_eq!(parse_rate("512K"), Ok(512 << 10));
-        assert_eq!(parse_rate("2G"), Ok(2 << 30));
-        assert_eq!(parse_rate("3m"), Ok(3 << 20));
-        for bad in ["", "0", "0M", "M", "1.5M", "-1", "1T", "99999999999G", "1 M"] {
-            assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }
 
@@ -239,6 +260,16 @@ mod tests {
         assert!(!cli.config.anonymous_allowed());
         let cli = Cli::try_parse_from(["mioftpd", "users", "add", "u.txt", "alice", "--read-only"]).unwrap();
         assert!(matches!(cli.command, Some(Subcommands::Users { action: UsersAction::Add { read_only: true, .. } })));
+        let cli = Cli::try_parse_from(["mioftpd", "check-config", "c.toml"]).unwrap();
+        assert!(matches!(cli.command, Some(Subcommands::CheckConfig { .. })));
+        assert!(Cli::try_parse_from(["mioftpd", "users", "add", "u", "a", "--read-only", "--read-write"]).is_err());
         assert!(Cli::try_parse_from(["mioftpd", "--listen", "nonsense"]).is_err());
+        let cli =
+            Cli::try_parse_from(["mioftpd", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--require-tls"]).unwrap();
+        assert!(cli.config.require_tls);
+        let cli = Cli::try_parse_from(["mioftpd", "--metrics", "127.0.0.1:9121", "--xferlog", "x.log"]).unwrap();
+        assert_eq!(cli.config.metrics, Some("127.0.0.1:9121".parse().unwrap()));
+        assert_eq!(cli.config.xferlog.as_deref(), Some(std::path::Path::new("x.log")));
+        assert!(Cli::try_parse_from(["mioftpd", "--metrics", "9121"]).is_err());
     }
 }

@@ -5,8 +5,10 @@
 //! As in Dovecot's auth cache, entries are keyed by a SHA-256 of a per-process random secret,
 //! the user name and the password: the map holds no passwords, its keys are useless to
 //! precomputed tables and change at every start. Only successful logins are cached, so a
-//! wrong password always costs the full hash and the failed-login delay. A changed users file
-//! takes effect for cached logins when their entry expires (`--credential-cache-secs`).
+//! wrong password always costs the full hash and the failed-login delay. Reloading the users
+//! file (`SIGHUP`) clears the cache, so a removed user or a changed password stops working at
+//! once; a file edited without a reload takes effect for cached logins when their entry
+//! expires (`--credential-cache-secs`).
 
 use crate::auth::Account;
 use sha2::{Digest, Sha256};
@@ -81,7 +83,7 @@ mod tests {
     use super::*;
 
     fn alice() -> Account {
-        Account { name: "alice".into(), writable: true }
+        Account { name: "alice".into(), writable: true, ..Account::default() }
     }
 
     #[test]

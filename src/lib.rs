@@ -13,22 +13,31 @@
 //! - `buffer`: the fixed-size buffer every byte pump goes through.
 //! - `auth`, `verifier`, `credential_cache`: accounts, the password-checking thread, and the
 //!   cache that spares it repeated logins.
+//! - `tls`: FTPS certificates and the rule binding data connections to their session;
+//!   `conn::transport` runs rustls on the loop's sockets.
 //! - `throttle`: token buckets for the bandwidth limits; `upload_hook`: `--on-upload` children.
 //! - `config`: command-line options; `privileges`: `--run-as`.
+//! - `metrics`, `xferlog`: what the loop counts (served by `conn::metrics`) and the transfer log.
 
 pub mod auth;
 pub mod buffer;
+pub mod check_config;
 pub mod config;
+pub mod config_file;
 pub mod conn;
 pub mod credential_cache;
 pub mod fs;
 pub mod ftp;
+pub mod metrics;
 pub mod privileges;
 pub mod server;
 pub mod throttle;
 pub mod timer;
+pub mod tls;
+pub mod units;
 pub mod upload_hook;
 pub mod verifier;
+pub mod xferlog;
 
 pub use config::Config;
 pub use server::{Handle, Server};

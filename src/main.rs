@@ -1,20 +1,21 @@
-//! The `mioftpd` binary: parse the command line, then either manage the users file or run the
-//! server until it is stopped.
+//! The `mioftpd` binary: parse the command line (and the `--config` file), then either manage
+//! the users file, check a configuration, or run the server until it is stopped.
 
-use clap::Parser;
-use mioftpd::config::{Cli, Subcommands, UsersAction};
-use mioftpd::{Server, auth};
+use mioftpd::config::{Subcommands, UsersAction};
+use mioftpd::{Server, auth, check_config, config_file};
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = config_file::parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = match cli.command {
-        Some(Subcommands::Users { action: UsersAction::Add { file, name, read_only } }) => {
-            add_user(&file, &name, !read_only)
+        Some(Subcommands::Users { action: UsersAction::Add { file, name, read_only, read_write, home, rate } }) => {
+            let access = (read_only || read_write).then_some(read_write);
+            add_user(&file, &name, Changes { writable: access, home, max_rate: rate })
         }
+        Some(Subcommands::CheckConfig { file }) => check_config::check(&file).map(|report| print!("{report}")),
         None => {
             raise_fd_limit(&cli.config);
             Server::bind(&cli.config)
@@ -34,11 +35,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Each session can hold three descriptors (control, data, file), and the common soft limit of
-/// 1024 would cap a server at a few hundred sessions: raise it to the hard limit, as far as
-/// the configured sessions need.
+/// Each session can hold four descriptors (control, data, file, and its home directory if the
+/// user has one), and the common soft limit of 1024 would cap a server at a few hundred
+/// sessions: raise it to the hard limit, as far as the configured sessions need.
 fn raise_fd_limit(config: &mioftpd::Config) {
-    let want = (config.max_sessions as u64 * 3 + 64) as libc::rlim_t;
+    let want = (config.max_sessions as u64 * 4 + 64) as libc::rlim_t;
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
     unsafe {
@@ -62,9 +63,18 @@ fn raise_fd_limit(config: &mioftpd::Config) {
     }
 }
 
-/// `mioftpd users add FILE NAME [--read-only]`: the password comes from standard input, without
-/// echo when that is a terminal, so `echo secret | mioftpd users add users.txt alice` works too.
-fn add_user(file: &Path, name: &str, writable: bool) -> Result<(), String> {
+/// What `users add` was told to set; what it was not told keeps its old value (or the default,
+/// for a new user: read-write, the served root, no rate limit).
+struct Changes {
+    writable: Option<bool>,
+    home: Option<PathBuf>,
+    max_rate: Option<u64>,
+}
+
+/// `mioftpd users add FILE NAME [--read-only|--read-write] [--home DIR] [--rate RATE]`: the
+/// password comes from standard input, without echo when that is a terminal, so
+/// `echo secret | mioftpd users add users.txt alice` works too.
+fn add_user(file: &Path, name: &str, changes: Changes) -> Result<(), String> {
     if name.is_empty() || name.contains([':', ' ', '\t', '\n']) {
         return Err(format!("invalid user name {name:?}: no colons or spaces"));
     }
@@ -83,15 +93,20 @@ fn add_user(file: &Path, name: &str, writable: bool) -> Result<(), String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
     };
+    let before = auth::Users::parse(&existing).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut account = before.account(name).cloned().unwrap_or_else(|| auth::Account {
+        name: name.to_string(),
+        writable: true,
+        ..auth::Account::default()
+    });
+    account.writable = changes.writable.unwrap_or(account.writable);
+    account.home = changes.home.or(account.home);
+    account.max_rate = changes.max_rate.or(account.max_rate);
     let hash = auth::hash_password(&password)?;
-    let updated = auth::upsert_line(&existing, name, &hash, writable);
+    let updated = auth::upsert_line(&existing, &account, &hash);
     auth::Users::parse(&updated).map_err(|e| format!("{}: {e}", file.display()))?;
     std::fs::write(file, updated).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-    eprintln!(
-        "{} {name} ({}) in {}",
-        if existing.is_empty() { "added" } else { "saved" },
-        if writable { "read-write" } else { "read-only" },
-        file.display()
-    );
+    let verb = if before.account(name).is_some() { "saved" } else { "added" };
+    eprintln!("{verb} {name} ({}) in {}", account.flags(), file.display());
     Ok(())
 }

@@ -13,22 +13,32 @@
 //! under a rate limit that runs out of tokens is the one exception: it is not run again until
 //! a timer says its tokens are there (`rate_wakeups`), and then it is run whether or not an
 //! event came meanwhile, since it may have left its socket ready without using it.
+//!
+//! Watching: the loop owns the `Metrics` (counted as things happen, plus the time each turn
+//! works) and the transfer log; sessions report logins and ended transfers as `SessionEvent`s,
+//! which the loop takes after each turn of a control slot and whenever it tells one a
+//! transfer ended. The metrics endpoint's listener and scrapes are slots like any other.
 
 use crate::auth::Users;
 use crate::buffer::{interrupted, would_block};
 use crate::config::Config;
 use crate::conn::data::TURN_BUDGET;
-use crate::conn::{Conn, Control, Data, Outcome, Passive, Timeouts};
+use crate::conn::transport::Transport;
+use crate::conn::{Conn, Control, Data, MetricsListener, Outcome, Passive, Scrape, Timeouts};
 use crate::credential_cache::CredentialCache;
 use crate::fs::Root;
 use crate::fs::transfer::{Job, TransferError};
+use crate::ftp::event::{Completion, Direction, SessionEvent, TransferRecord};
 use crate::ftp::session::Target;
 use crate::ftp::{Effect, Session, Settings};
+use crate::metrics::{Gauges, Metrics, Rejection};
 use crate::privileges;
 use crate::throttle::{Bucket, Buckets, Grant};
 use crate::timer::{self, Timers};
+use crate::tls::{Binding, Tls};
 use crate::upload_hook::{Upload, UploadHooks};
 use crate::verifier::{Request, Verdict, Verifier};
+use crate::xferlog::Xferlog;
 use log::{debug, info, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -38,6 +48,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -46,7 +57,8 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
-const CHILDREN: Token = Token(usize::MAX - 3);
+const IMPLICIT_TLS_LISTENER: Token = Token(usize::MAX - 3);
+const CHILDREN: Token = Token(usize::MAX - 4);
 
 /// Pending connections the kernel may queue before we accept them. Large, because a storm of
 /// connects that overflows the backlog leaves clients waiting for a greeting that never comes.
@@ -57,6 +69,10 @@ pub struct Server {
     events: Events,
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// `--implicit-tls`: sessions accepted here are TLS from the first byte.
+    implicit_tls_listener: Option<TcpListener>,
+    /// `--tls-cert`: FTPS offered (`AUTH TLS`).
+    tls: Option<Tls>,
     conns: Slab<Conn>,
     /// Slots to run again next turn without waiting for an event.
     again: Vec<Token>,
@@ -80,12 +96,18 @@ pub struct Server {
     limits: Limits,
     sessions_per_ip: HashMap<IpAddr, usize>,
     sessions: usize,
-    /// SIGTERM/SIGINT, once `handle_signals` is called (the binary does; tests do not).
+    /// SIGTERM/SIGINT/SIGHUP, once `handle_signals` is called (the binary does; tests do not).
     signals: Option<Signals>,
+    /// Re-read on SIGHUP.
+    users_file: Option<PathBuf>,
     /// Set by the first SIGTERM/SIGINT: no new sessions; idle ones close; transfers get until
     /// this instant to finish.
     draining: Option<Instant>,
     shutdown_grace: Duration,
+    metrics: Metrics,
+    /// Where `--metrics` is served (its listener is a slot of `conns`).
+    metrics_addr: Option<SocketAddr>,
+    xferlog: Option<Xferlog>,
     /// `--max-rate`: the bucket every data connection draws from.
     global_rate: Option<Bucket>,
     /// Throttled data slots waiting for tokens, each due when its reservation is paid for.
@@ -127,23 +149,37 @@ impl Server {
         let root =
             Root::new(&config.root).map_err(|e| context(e, format!("cannot serve {}", config.root.display())))?;
         let users = match &config.users {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| context(e, format!("cannot read users file {}", path.display())))?;
-                Users::parse(&text).map_err(|e| {
-                    io::Error::new(io::ErrorKind::InvalidData, format!("users file {}: {e}", path.display()))
-                })?
-            }
+            Some(path) => Users::load(path)?,
             None => Users::default(),
         };
+        let tls = Tls::from_config(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let listener = listen(config.listen).map_err(|e| context(e, format!("cannot listen on {}", config.listen)))?;
         let local_addr = listener.local_addr()?;
+        let mut implicit_tls_listener = match config.implicit_tls {
+            Some(addr) => Some(listen(addr).map_err(|e| context(e, format!("cannot listen on {addr}")))?),
+            None => None,
+        };
+        // Both before dropping privileges, so that a privileged port or a root-owned log
+        // directory works as it does for the control listener.
+        let metrics_listener = config
+            .metrics
+            .map(|addr| listen(addr).map_err(|e| context(e, format!("cannot serve metrics on {addr}"))))
+            .transpose()?;
+        let xferlog = match &config.xferlog {
+            Some(path) => Some(
+                Xferlog::open(path).map_err(|e| context(e, format!("cannot open transfer log {}", path.display())))?,
+            ),
+            None => None,
+        };
         if let Some(user) = &config.run_as {
             privileges::run_as(user)?;
         }
         let poll = Poll::new()?;
         let mut listener = listener;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(implicit) = implicit_tls_listener.as_mut() {
+            poll.registry().register(implicit, IMPLICIT_TLS_LISTENER, Interest::READABLE)?;
+        }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let pasv_ports = config.pasv_ports.clone().unwrap_or_else(ephemeral_ports);
         let cache = CredentialCache::new(Duration::from_secs(config.credential_cache_secs))?;
@@ -164,14 +200,29 @@ impl Server {
             pasv_address: config.pasv_address,
             max_login_failures: config.max_login_failures,
             zero_copy: !config.no_zero_copy,
+            tls: tls.is_some(),
+            require_tls: config.require_tls,
             max_rate_per_session: config.max_rate_per_session,
+        };
+        let mut conns = Slab::new();
+        let metrics_addr = match metrics_listener {
+            Some(mut listener) => {
+                let entry = conns.vacant_entry();
+                poll.registry().register(&mut listener, Token(entry.key()), Interest::READABLE)?;
+                let addr = listener.local_addr()?;
+                entry.insert(Conn::MetricsListener(MetricsListener { listener, retry_at: None }));
+                Some(addr)
+            }
+            None => None,
         };
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
             listener,
             local_addr,
-            conns: Slab::new(),
+            implicit_tls_listener,
+            tls,
+            conns,
             again: Vec::new(),
             settings: Arc::new(settings),
             verifier,
@@ -195,8 +246,12 @@ impl Server {
             sessions_per_ip: HashMap::new(),
             sessions: 0,
             signals: None,
+            users_file: config.users.clone(),
             draining: None,
             shutdown_grace: Duration::from_secs(config.shutdown_grace),
+            metrics: Metrics::default(),
+            metrics_addr,
+            xferlog,
             global_rate: config.max_rate.map(|rate| Bucket::new(rate, TURN_BUDGET as u64, Instant::now())),
             rate_wakeups: Timers::default(),
             upload_hooks,
@@ -208,13 +263,24 @@ impl Server {
         self.local_addr
     }
 
+    /// Where implicit FTPS is served (`--implicit-tls`), if it is.
+    pub fn implicit_tls_addr(&self) -> Option<SocketAddr> {
+        self.implicit_tls_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the metrics are served, if `--metrics` was given (with its port if that was 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     pub fn handle(&self) -> Handle {
         Handle { stop: self.stop.clone(), waker: self.waker.clone(), open_slots: self.open_slots.clone() }
     }
 
-    /// Makes SIGTERM and SIGINT shut the server down gracefully (a second signal: at once).
+    /// Makes SIGTERM and SIGINT shut the server down gracefully (a second signal: at once),
+    /// and SIGHUP reload what can change without a restart (`reload`).
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([libc::SIGTERM, libc::SIGINT])?;
+        let mut signals = Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP])?;
         self.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
         self.signals = Some(signals);
         Ok(())
@@ -224,15 +290,32 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         // Logged here, not at bind, so that whoever waits for this line (an admin, a test, a
         // supervisor) knows that signal handlers are in place too.
+        let tls = match (&self.tls, self.implicit_tls_addr()) {
+            (None, _) => "off".to_string(),
+            (Some(_), implicit) => format!(
+                "{}{}",
+                if self.settings.require_tls { "required" } else { "offered" },
+                implicit.map(|a| format!(", implicit on {a}")).unwrap_or_default()
+            ),
+        };
         info!(
-            "serving {} on {} (anonymous {})",
+            "serving {} on {} (anonymous {}, TLS {tls})",
             self.settings.root.dir().display(),
             self.local_addr,
             if self.settings.anonymous { "read-only" } else { "off" }
         );
+        if let Some(addr) = self.metrics_addr {
+            info!("metrics on http://{addr}/metrics");
+        }
         privileges::warn_if_root();
         while !self.stop.load(Ordering::SeqCst) {
             self.run_once(None)?;
+        }
+        // Whatever is still open is cut off now; closing it here puts transfers that were still
+        // running into the transfer log.
+        let open: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+        for key in open {
+            self.close(Token(key));
         }
         if let Some((running, queued)) = self.upload_hooks.as_ref().map(UploadHooks::pending)
             && running + queued > 0
@@ -258,6 +341,7 @@ impl Server {
             Err(e) if interrupted(&e) => Ok(()),
             Err(e) => Err(e),
             Ok(()) => {
+                let turn_began = Instant::now();
                 for event in events.iter() {
                     let token = event.token();
                     trace!(
@@ -269,7 +353,8 @@ impl Server {
                         event.is_error()
                     );
                     match token {
-                        LISTENER => self.accept_all(),
+                        LISTENER => self.accept_all(false),
+                        IMPLICIT_TLS_LISTENER => self.accept_all(true),
                         WAKER => self.collect_verdicts(),
                         SIGNALS => self.take_signals(),
                         CHILDREN => self.reap_upload_hooks(),
@@ -290,17 +375,24 @@ impl Server {
                 if self.draining.is_some() {
                     self.drain(Instant::now());
                 }
+                self.metrics.loop_turn(turn_began.elapsed());
                 Ok(())
             }
         };
         self.events = events;
-        self.open_slots.store(self.conns.len(), Ordering::SeqCst);
+        // The metrics listener is not a connection: leak checks wait for the rest to close.
+        self.open_slots
+            .store(self.conns.len().saturating_sub(usize::from(self.metrics_addr.is_some())), Ordering::SeqCst);
         result
     }
 
     fn take_signals(&mut self) {
         let received: Vec<i32> = self.signals.as_mut().map(|s| s.pending().collect()).unwrap_or_default();
         for signal in received {
+            if signal == libc::SIGHUP {
+                self.reload();
+                continue;
+            }
             if self.draining.is_some() {
                 warn!("second signal {signal}: stopping now");
                 self.stop.store(true, Ordering::SeqCst);
@@ -313,7 +405,47 @@ impl Server {
                 self.shutdown_grace.as_secs()
             );
             let _ = self.poll.registry().deregister(&mut self.listener);
+            if let Some(implicit) = self.implicit_tls_listener.as_mut() {
+                let _ = self.poll.registry().deregister(implicit);
+            }
             self.draining = Some(Instant::now() + self.shutdown_grace);
+        }
+    }
+
+    /// SIGHUP: re-reads each part that can change under running sessions, on its own. A part
+    /// that fails to load keeps what it had and says why; sessions are never dropped. A new
+    /// reloadable part gets a `reload_…` method called here, logging the same way.
+    fn reload(&mut self) {
+        info!("SIGHUP: reloading");
+        self.reload_users();
+        self.reload_tls();
+    }
+
+    /// New TLS sessions use the certificate and key as they are now (a renewed certificate);
+    /// sessions already running keep theirs.
+    fn reload_tls(&mut self) {
+        let Some(tls) = &self.tls else { return };
+        match tls.reload() {
+            Ok(tls) => {
+                info!("reload: TLS certificate {}", tls.cert_file().display());
+                self.tls = Some(tls);
+            }
+            Err(e) => warn!("reload: {e}; keeping the certificate loaded before"),
+        }
+    }
+
+    /// New logins are checked against the users file as it is now; sessions already logged
+    /// in keep their account until they end.
+    fn reload_users(&mut self) {
+        let Some(path) = &self.users_file else {
+            return info!("reload: no users file to reload");
+        };
+        match Users::load(path) {
+            Ok(users) => {
+                info!("reload: users file {}: {} users", path.display(), users.len());
+                self.verifier.replace_users(users);
+            }
+            Err(e) => warn!("reload: {e}; keeping the users loaded before"),
         }
     }
 
@@ -335,36 +467,45 @@ impl Server {
                 self.again.push(Token(key));
             }
         }
-        if self.conns.is_empty() || self.draining.is_some_and(|end| now >= end) {
-            info!("shutdown complete ({} connections cut off)", self.conns.len());
+        // The metrics endpoint keeps serving while the FTP side drains, and does not hold it up.
+        let ftp_slots = self.conns.iter().filter(|(_, conn)| !conn.is_metrics()).count();
+        if ftp_slots == 0 || self.draining.is_some_and(|end| now >= end) {
+            info!("shutdown complete ({ftp_slots} connections cut off)");
             self.stop.store(true, Ordering::SeqCst);
         }
     }
 
     /// Accepts until `WouldBlock`: the listener is edge-triggered too.
-    fn accept_all(&mut self) {
+    fn accept_all(&mut self, implicit_tls: bool) {
         loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => self.open_session(stream, peer),
+            let accepted = match (&self.implicit_tls_listener, implicit_tls) {
+                (Some(listener), true) => listener.accept(),
+                _ => self.listener.accept(),
+            };
+            match accepted {
+                Ok((stream, peer)) => self.open_session(stream, peer, implicit_tls),
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => {}
                 // Typically out of file descriptors. The queued connections stay in the backlog and
                 // no new edge will announce them, so try again shortly.
                 Err(e) => {
                     warn!("accept failed: {e}; retrying in 100 ms");
-                    self.deadlines.schedule(Instant::now() + Duration::from_millis(100), LISTENER);
+                    let listener = if implicit_tls { IMPLICIT_TLS_LISTENER } else { LISTENER };
+                    self.deadlines.schedule(Instant::now() + Duration::from_millis(100), listener);
                     return;
                 }
             }
         }
     }
 
-    fn open_session(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    fn open_session(&mut self, mut stream: TcpStream, peer: SocketAddr, implicit_tls: bool) {
         let from_peer = self.sessions_per_ip.get(&peer.ip()).copied().unwrap_or(0);
         if self.sessions >= self.limits.sessions {
+            self.metrics.rejected(Rejection::MaxSessions);
             return refuse(stream, peer, "Too many users; try again later.");
         }
         if from_peer >= self.limits.per_ip {
+            self.metrics.rejected(Rejection::MaxPerIp);
             return refuse(stream, peer, "Too many connections from your address.");
         }
         // Replies are small and latency-bound: without NODELAY, a reply that follows a data
@@ -384,10 +525,19 @@ impl Server {
         if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
             return warn!("[#{id}] cannot register connection from {peer}: {e}");
         }
-        info!("[#{id}] connect from {peer}");
-        let session = Session::new(id, peer, local, self.settings.clone());
-        entry.insert(Conn::Control(Control::new(stream, session)));
+        let mut session = Session::new(id, peer, local, self.settings.clone());
+        let transport = match self.tls.as_ref().filter(|_| implicit_tls).map(|tls| tls.control_session(id)) {
+            None => Transport::plain(stream),
+            Some(Ok(tls)) => {
+                session.tls_started(); // the greeting waits in TLS's buffer for the handshake
+                Transport::with_tls(stream, tls)
+            }
+            Some(Err(e)) => return warn!("[#{id}] cannot start TLS for {peer}: {e}"),
+        };
+        info!("[#{id}] connect from {peer}{}", if implicit_tls { " (implicit TLS)" } else { "" });
+        entry.insert(Conn::Control(Control::new(transport, session)));
         self.sessions += 1;
+        self.metrics.session_opened();
         *self.sessions_per_ip.entry(peer.ip()).or_default() += 1;
         self.arm(token);
         trace!("[#{id}] {token:?}: new control slot");
@@ -404,8 +554,15 @@ impl Server {
         };
         let before = log::log_enabled!(log::Level::Trace).then(|| conn.state());
         let outcome = conn.ready();
+        let events = conn.take_session_events();
         if let Some(before) = before {
             trace!("[#{}] {token:?} {before} → {}: {}", conn.session_id(), conn.state(), outcome_name(&outcome));
+        }
+        // Before the outcome is acted on: an `ABOR`'s data connection is still open to tell how
+        // many bytes it moved.
+        if !events.is_empty() {
+            let data = self.control(token).and_then(|c| c.data);
+            self.observe(events, data);
         }
         let outcome = match bytes_before {
             Some(bytes_before) => self.charge_tokens(token, bytes_before, outcome),
@@ -494,12 +651,13 @@ impl Server {
 
     /// Deadlines usually move later (activity), which the lazy check handles; a deadline that
     /// moved earlier (e.g. login done: the idle timeout is shorter than the login window left)
-    /// needs a new entry now.
+    /// needs a new entry now, and so does one that appeared on a slot with no entry (the metrics
+    /// listener's retry after a failed accept).
     fn rearm_if_sooner(&mut self, token: Token) {
         let Some(conn) = self.conns.get(token.0) else { return };
         let armed = self.armed.get(token.0).copied().flatten();
-        if let (Some(deadline), Some(armed)) = (conn.deadline(&self.timeouts), armed)
-            && deadline < armed
+        if let Some(deadline) = conn.deadline(&self.timeouts)
+            && armed.is_none_or(|armed| deadline < armed)
         {
             self.arm(token);
         }
@@ -518,12 +676,70 @@ impl Server {
             Outcome::Accepted(stream) => self.promote_to_data(token, stream),
             Outcome::Finished(result) => {
                 let owner = self.conns.get(token.0).and_then(Conn::owner);
-                self.close(token);
+                // Told before the slot closes, so that a transfer cut short is logged with the
+                // bytes its data connection moved.
                 if let Some(owner) = owner {
                     self.tell_finished(owner, result);
                 }
+                self.close(token);
+            }
+            Outcome::NewScrape(stream) => {
+                self.open_scrape(stream);
+                self.again.push(token); // accept the next one queued, if any
+            }
+            Outcome::RenderMetrics => {
+                let text = self.render_metrics();
+                if let Some(Conn::Scrape(scrape)) = self.conns.get_mut(token.0) {
+                    scrape.respond(text);
+                }
+                self.again.push(token);
             }
         }
+    }
+
+    /// Counts what sessions report, and logs ended transfers. `data` is the session's data
+    /// slot, which knows how many bytes a transfer cut short had moved.
+    fn observe(&mut self, events: Vec<SessionEvent>, data: Option<Token>) {
+        for event in events {
+            match event {
+                SessionEvent::LoggedIn => self.metrics.login(true),
+                SessionEvent::LoginFailed => self.metrics.login(false),
+                SessionEvent::TransferEnded(mut record) => {
+                    if record.bytes.is_none() {
+                        record.bytes =
+                            Some(data.and_then(|d| self.conns.get(d.0)).and_then(Conn::bytes_moved).unwrap_or(0));
+                    }
+                    self.metrics.transfer(&record);
+                    if let Some(log) = &mut self.xferlog {
+                        log.write(&record);
+                    }
+                }
+            }
+        }
+    }
+
+    fn render_metrics(&self) -> String {
+        let mut gauges = Gauges { sessions: self.sessions, ..Gauges::default() };
+        for (_, conn) in &self.conns {
+            match conn {
+                Conn::Data(_) => gauges.data_connections += 1,
+                Conn::Passive(_) => gauges.passive_listeners += 1,
+                _ => {}
+            }
+        }
+        self.metrics.render(gauges)
+    }
+
+    fn open_scrape(&mut self, mut stream: TcpStream) {
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
+            return warn!("metrics: cannot register a scrape: {e}");
+        }
+        entry.insert(Conn::Scrape(Scrape::new(stream)));
+        self.arm(token);
+        trace!("{token:?}: new scrape slot");
+        self.again.push(token); // the request may be there already
     }
 
     /// Carries out what a session asked for.
@@ -546,6 +762,43 @@ impl Server {
             Effect::Start(job, Target::Passive) => self.start_passive(control, job),
             Effect::Start(job, Target::Active(addr)) => self.start_active(control, job, addr),
             Effect::CloseData => self.close_data_of(control),
+            Effect::StartTls => self.start_control_tls(control),
+        }
+    }
+
+    fn start_control_tls(&mut self, token: Token) {
+        let (Some(tls), Some(Conn::Control(c))) = (self.tls.as_ref(), self.conns.get_mut(token.0)) else {
+            return;
+        };
+        match tls.control_session(c.session.id) {
+            Ok(session) => {
+                debug!("[#{}] starting TLS", c.session.id);
+                c.start_tls(session);
+            }
+            Err(e) => {
+                warn!("[#{}] cannot start TLS: {e}", c.session.id);
+                self.close(token);
+            }
+        }
+    }
+
+    /// What a data connection opened for this session now must prove, if it is to be TLS.
+    fn data_binding(&self, control: Token) -> Option<Binding> {
+        let (Some(tls), Some(Conn::Control(c))) = (self.tls.as_ref(), self.conns.get(control.0)) else {
+            return None;
+        };
+        c.session.protects_data().then(|| Binding {
+            session_id: c.session.id,
+            control_version: c.transport.tls().and_then(|t| t.protocol_version()),
+            allow_unresumed: tls.allow_unresumed_data,
+        })
+    }
+
+    /// The data connection's stream: TLS when the session's binding asks for it.
+    fn data_transport(&self, stream: TcpStream, binding: Option<&Binding>) -> io::Result<Transport> {
+        match (binding, &self.tls) {
+            (Some(_), Some(tls)) => Ok(Transport::with_tls(stream, tls.data_session().map_err(io::Error::other)?)),
+            _ => Ok(Transport::plain(stream)),
         }
     }
 
@@ -592,7 +845,9 @@ impl Server {
         if self.deadlines.len() > 2 * self.conns.len() + 1024 {
             let (armed, conns) = (&self.armed, &self.conns);
             self.deadlines.retain(|at, token| {
-                *token == LISTENER || (conns.contains(token.0) && armed.get(token.0).copied().flatten() == Some(at))
+                *token == LISTENER
+                    || *token == IMPLICIT_TLS_LISTENER
+                    || (conns.contains(token.0) && armed.get(token.0).copied().flatten() == Some(at))
             });
         }
     }
@@ -603,8 +858,8 @@ impl Server {
         }
         self.wake_throttled(now);
         for (at, token) in self.deadlines.expired(now) {
-            if token == LISTENER {
-                self.accept_all();
+            if token == LISTENER || token == IMPLICIT_TLS_LISTENER {
+                self.accept_all(token == IMPLICIT_TLS_LISTENER);
                 continue;
             }
             // An entry for a slot that has since been re-armed, closed, or replaced: stale.
@@ -637,12 +892,14 @@ impl Server {
     fn open_passive(&mut self, control: Token) -> io::Result<u16> {
         let c = self.control(control).ok_or(io::ErrorKind::NotConnected)?;
         let (local_ip, peer_ip, session_id) = (c.session.local().ip(), c.session.peer().ip(), c.session.id);
+        let binding = self.data_binding(control);
         let (mut listener, port) = self.bind_passive(local_ip)?;
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
         let opened_at = Instant::now();
-        entry.insert(Conn::Passive(Passive { listener, owner: control, session_id, peer_ip, job: None, opened_at }));
+        let passive = Passive { listener, owner: control, session_id, peer_ip, job: None, binding, opened_at };
+        entry.insert(Conn::Passive(passive));
         self.arm(token);
         trace!("[#{session_id}] {token:?}: passive listener on port {port}");
         if let Some(c) = self.control(control) {
@@ -672,13 +929,19 @@ impl Server {
         let Some(Conn::Passive(passive)) = self.conns.get_mut(token.0) else {
             return;
         };
-        let (owner, session_id, job) = (passive.owner, passive.session_id, passive.job.take());
-        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
-            self.close(token);
-            return self.tell_finished(owner, Err(TransferError::Connect(e)));
-        }
+        let (owner, session_id, job, binding) =
+            (passive.owner, passive.session_id, passive.job.take(), passive.binding);
+        let transport = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
+        let transport = transport.and_then(|()| self.data_transport(stream, binding.as_ref()));
+        let transport = match transport {
+            Ok(transport) => transport,
+            Err(e) => {
+                self.close(token);
+                return self.tell_finished(owner, Err(TransferError::Connect(e)));
+            }
+        };
         // Replacing the slot drops (closes) the listener, which also takes it out of the poll set.
-        self.conns[token.0] = Conn::Data(Data::accepted(stream, owner, session_id, job));
+        self.conns[token.0] = Conn::Data(Data::accepted(transport, owner, session_id, job, binding));
         self.arm(token);
         trace!("[#{session_id}] {token:?}: passive → data");
         self.ready(token); // a parked job starts now, not a turn later
@@ -713,12 +976,14 @@ impl Server {
             Ok(stream) => stream,
             Err(e) => return self.tell_finished(control, Err(TransferError::Connect(e))),
         };
-        let entry = self.conns.vacant_entry();
-        let token = Token(entry.key());
-        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
-            return self.tell_finished(control, Err(TransferError::Connect(e)));
-        }
-        entry.insert(Conn::Data(Data::connecting(stream, control, session_id, job)));
+        let binding = self.data_binding(control);
+        let token = Token(self.conns.vacant_key());
+        let registered = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
+        let transport = match registered.and_then(|()| self.data_transport(stream, binding.as_ref())) {
+            Ok(transport) => transport,
+            Err(e) => return self.tell_finished(control, Err(TransferError::Connect(e))),
+        };
+        self.conns.insert(Conn::Data(Data::connecting(transport, control, session_id, job, binding)));
         self.arm(token);
         trace!("[#{session_id}] {token:?}: connecting to {addr}");
         if let Some(c) = self.control(control) {
@@ -728,18 +993,21 @@ impl Server {
 
     fn tell_finished(&mut self, control: Token, result: Result<u64, TransferError>) {
         let Some(Conn::Control(c)) = self.conns.get_mut(control.0) else { return };
-        let stored = c.session.finished(result);
-        let session = &c.session;
-        if let (Some(stored), Some(hooks)) = (stored, self.upload_hooks.as_mut()) {
-            hooks.submit(Upload {
-                session_id: session.id,
-                user: session.user().unwrap_or_default().to_string(),
-                real_path: self.settings.root.real_path(&stored.path),
-                path: stored.path,
-                bytes: stored.bytes,
-            });
+        c.session.finished(result);
+        let (events, data) = (c.session.take_events(), c.data);
+        if let Some(hooks) = self.upload_hooks.as_mut() {
+            for record in events.iter().filter_map(completed_upload) {
+                hooks.submit(Upload {
+                    session_id: c.session.id,
+                    user: record.user.clone(),
+                    path: record.path.clone(),
+                    real_path: c.session.root().real_path(&record.path),
+                    bytes: record.bytes.unwrap_or(0),
+                });
+            }
         }
         self.again.push(control);
+        self.observe(events, data);
     }
 
     fn close_data_of(&mut self, control: Token) {
@@ -756,16 +1024,21 @@ impl Server {
         // No `deregister`: closing a descriptor takes it out of the epoll set (we never
         // duplicate one), and that saves a system call per socket.
         match conn {
-            Conn::Control(c) => {
+            Conn::Control(mut c) => {
+                c.session.connection_lost();
+                let events = c.session.take_events();
+                self.observe(events, c.data);
                 self.forget_session_from(c.session.peer().ip());
-                drop(c.stream);
-                info!("[#{}] closed{}", c.session.id, c.session.user().map(|u| format!(" ({u})")).unwrap_or_default());
+                drop(c.transport);
+                let user = c.session.user().map(|u| format!("{u}@")).unwrap_or_default();
+                info!("[#{}] closed ({user}{})", c.session.id, c.session.peer().ip());
                 if let Some(data) = c.data {
                     self.close(data);
                 }
             }
             Conn::Passive(p) => self.unlink(p.owner, token),
             Conn::Data(d) => self.unlink(d.owner, token),
+            Conn::MetricsListener(_) | Conn::Scrape(_) => {}
         }
         trace!("{token:?}: slot closed");
     }
@@ -777,6 +1050,18 @@ impl Server {
     }
 }
 
+/// An upload that got its `226`: what `--on-upload` runs for.
+fn completed_upload(event: &SessionEvent) -> Option<&TransferRecord> {
+    match event {
+        SessionEvent::TransferEnded(record)
+            if record.direction == Direction::In && record.completion == Completion::Complete =>
+        {
+            Some(record)
+        }
+        _ => None,
+    }
+}
+
 fn outcome_name(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Wait => "wait",
@@ -785,6 +1070,8 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::Effect(_) => "effect",
         Outcome::Accepted(_) => "accepted",
         Outcome::Finished(_) => "finished",
+        Outcome::NewScrape(_) => "new-scrape",
+        Outcome::RenderMetrics => "render-metrics",
     }
 }
 

@@ -3,6 +3,12 @@
 //! clients' data, so `PASS` becomes a request here and the verdict comes back through a channel
 //! and a `mio::Waker`. Logins verified recently are answered from `CredentialCache` without
 //! a trip to the thread.
+//!
+//! The thread owns the `Users`; a reload hands it new ones through the same channel as the
+//! requests, so every request sent after `replace_users` is checked against the new file.
+//! Verdicts reached with the old file may still be on their way back: they are delivered (the
+//! login was asked for before the reload) but not cached, so the cleared cache stays clear
+//! of accounts the new file may have removed.
 
 use crate::auth::{Account, Users};
 use crate::credential_cache::{CredentialCache, Key};
@@ -27,22 +33,40 @@ pub struct Verdict {
     pub account: Option<Account>,
 }
 
+/// What the loop sends the thread.
+enum Work {
+    Verify(Request, Key),
+    Replace(Users),
+}
+
+/// Counts `replace_users` calls: which users file a verdict was reached with.
+type Generation = u64;
+
 pub struct Verifier {
-    requests: Option<Sender<(Request, Key)>>,
-    verdicts: Receiver<(Verdict, Key)>,
+    requests: Option<Sender<Work>>,
+    verdicts: Receiver<(Verdict, Key, Generation)>,
     thread: Option<JoinHandle<()>>,
     cache: CredentialCache,
+    generation: Generation,
 }
 
 impl Verifier {
     pub fn spawn(users: Users, cache: CredentialCache, waker: Arc<Waker>) -> io::Result<Verifier> {
-        let (requests, inbox) = mpsc::channel::<(Request, Key)>();
+        let (requests, inbox) = mpsc::channel::<Work>();
         let (outbox, verdicts) = mpsc::channel();
         let thread = thread::Builder::new().name("mioftpd-verifier".into()).spawn(move || {
-            for (request, key) in inbox {
+            let (mut users, mut generation) = (users, 0);
+            for work in inbox {
+                let (request, key) = match work {
+                    Work::Verify(request, key) => (request, key),
+                    Work::Replace(new) => {
+                        (users, generation) = (new, generation + 1);
+                        continue;
+                    }
+                };
                 let account = users.verify(&request.user, &request.password);
                 let verdict = Verdict { token: request.token, session_id: request.session_id, account };
-                if outbox.send((verdict, key)).is_err() {
+                if outbox.send((verdict, key, generation)).is_err() {
                     return; // the loop is gone
                 }
                 if let Err(e) = waker.wake() {
@@ -50,7 +74,7 @@ impl Verifier {
                 }
             }
         })?;
-        Ok(Verifier { requests: Some(requests), verdicts, thread: Some(thread), cache })
+        Ok(Verifier { requests: Some(requests), verdicts, thread: Some(thread), cache, generation: 0 })
     }
 
     /// The verdict at once when the cache knows these credentials; otherwise `None`, and the
@@ -61,7 +85,7 @@ impl Verifier {
             return Some(Verdict { token: request.token, session_id: request.session_id, account: Some(account) });
         }
         if let Some(requests) = &self.requests {
-            let _ = requests.send((request, key));
+            let _ = requests.send(Work::Verify(request, key));
         }
         None
     }
@@ -69,13 +93,25 @@ impl Verifier {
     /// Verdicts that have arrived, without waiting.
     pub fn verdicts(&mut self) -> Vec<Verdict> {
         let mut arrived = Vec::new();
-        for (verdict, key) in self.verdicts.try_iter() {
-            if let Some(account) = &verdict.account {
+        for (verdict, key, generation) in self.verdicts.try_iter() {
+            if let Some(account) = verdict.account.as_ref().filter(|_| generation == self.generation) {
                 self.cache.insert(key, account.clone());
             }
             arrived.push(verdict);
         }
         arrived
+    }
+}
+
+impl Verifier {
+    /// From now on, logins are checked against `users`; every cached login is forgotten, so
+    /// that a removed user or a changed password no longer logs in.
+    pub fn replace_users(&mut self, users: Users) {
+        if let Some(requests) = &self.requests {
+            let _ = requests.send(Work::Replace(users));
+        }
+        self.generation += 1;
+        self.cache.clear();
     }
 }
 
@@ -127,5 +163,30 @@ mod tests {
             assert!(verifier.submit(request("wrong")).is_none(), "failures are never cached");
             assert!(wait_for_verdict(&mut verifier).account.is_none());
         }
+    }
+
+    #[test]
+    fn replaced_users_apply_at_once_even_to_cached_logins() {
+        let hash = crate::auth::hash_password("pw").unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
+        let cache = CredentialCache::new(Duration::from_secs(60)).unwrap();
+        let users = Users::parse(&format!("alice:{hash}\n")).unwrap();
+        let mut verifier = Verifier::spawn(users, cache, waker).unwrap();
+        assert!(verifier.submit(request("pw")).is_none());
+        assert!(wait_for_verdict(&mut verifier).account.is_some());
+        assert!(verifier.submit(request("pw")).is_some(), "cached");
+        verifier.replace_users(Users::parse(&format!("alice:{hash}\ncarol:{hash}\n")).unwrap());
+        assert!(verifier.submit(request("pw")).is_none(), "a reload empties the cache");
+        assert!(wait_for_verdict(&mut verifier).account.is_some());
+        assert!(verifier.submit(request("pw")).is_some(), "cached again, from the new file");
+
+        // A request in flight when the users change: answered by the old file, but not cached.
+        verifier.cache.clear();
+        assert!(verifier.submit(request("pw")).is_none());
+        verifier.replace_users(Users::parse(&format!("bob:{hash}\n")).unwrap());
+        assert!(wait_for_verdict(&mut verifier).account.is_some(), "asked before the reload");
+        assert!(verifier.submit(request("pw")).is_none(), "not cached from the old file");
+        assert!(wait_for_verdict(&mut verifier).account.is_none(), "alice is gone");
     }
 }

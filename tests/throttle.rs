@@ -87,6 +87,22 @@ fn a_session_limit_holds_for_buffered_uploads() {
     one_session_at_1_mib_per_s(Way::Stor, false);
 }
 
+#[test]
+fn a_users_own_rate_applies_when_it_is_the_stricter_limit() {
+    let users = TempRoot::new("rate-user-users");
+    let hash = mioftpd::auth::hash_password("pw").unwrap();
+    std::fs::write(users.join("users"), format!("carol:{hash}:rw,rate=1M\n")).unwrap();
+    let server = TestServer::start_with("rate-user", |cfg| {
+        cfg.users = Some(users.join("users"));
+        cfg.max_rate_per_session = Some(8 * MIB as u64);
+    });
+    let content = random_bytes(3 * MIB, 12);
+    server.root.write("f.bin", &content);
+    let mut c = server.login("carol");
+    let elapsed = timed_transfer(&mut c, Way::Retr, "f.bin", &content, &server.root);
+    assert_about_1_mib_per_s("carol's rate=1M under --max-rate-per-session 8M", content.len(), elapsed);
+}
+
 /// Two sessions sharing `--max-rate 1M`, 1.5 MiB each, started together: together they get
 /// the limit, and neither is starved (each finishes within a third of the other's time).
 fn two_sessions_share_1_mib_per_s(way: Way) {

@@ -76,6 +76,26 @@ fn each_completed_upload_runs_the_hook_once_with_its_path_user_and_size() {
 }
 
 #[test]
+fn a_users_upload_is_named_by_its_path_in_the_users_home() {
+    let hooks = TempRoot::new("hook-home");
+    let record = script(&hooks, "record", r#"printf '%s|%s|%s\n' "$1" "$MIOFTPD_USER" "$MIOFTPD_PATH" >> LOG"#);
+    let users = TempRoot::new("hook-home-users");
+    let hash = mioftpd::auth::hash_password("pw").unwrap();
+    std::fs::write(users.join("users"), format!("dave:{hash}:rw,home=homes/dave\n")).unwrap();
+    let server = TestServer::start_with("hook-home", |cfg| {
+        cfg.users = Some(users.join("users"));
+        cfg.on_upload = Some(record.display().to_string());
+    });
+    std::fs::create_dir_all(server.root.join("homes/dave")).unwrap();
+    let mut dave = server.login("dave");
+    dave.upload("STOR report.pdf", b"%PDF");
+    eventually("the hook", || !log_lines(&hooks).is_empty());
+    let real = on_disk(&server, "homes/dave/report.pdf");
+    assert_eq!(log_lines(&hooks), [format!("{real}|dave|/report.pdf")]);
+    assert_eq!(std::fs::read(&real).unwrap(), b"%PDF");
+}
+
+#[test]
 fn with_one_hook_at_a_time_the_others_wait_their_turn_in_order() {
     let hooks = TempRoot::new("hook-queue");
     let slow =

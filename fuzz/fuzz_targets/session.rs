@@ -59,7 +59,7 @@ fn world() -> &'static World {
     WORLD.get_or_init(|| {
         let dir = served_tree().expect("cannot build the served tree");
         let settings = |pasv_address| {
-            Arc::new(Settings { root: Root::new(&dir).unwrap(), anonymous: true, pasv_address, max_login_failures: 3, zero_copy: true })
+            Arc::new(Settings { root: Root::new(&dir).unwrap(), anonymous: true, pasv_address, max_login_failures: 3, zero_copy: true, tls: true, require_tls: false, max_rate_per_session: None })
         };
         let v4 = settings(None);
         let v6 = settings(Some("203.0.113.7".parse().unwrap()));
@@ -190,7 +190,7 @@ impl Driver {
                 if let Pending::Verify { user, .. } = &self.pending {
                     let account = match arg % 3 {
                         0 => None,
-                        1 => Some(Account { name: user.clone(), writable: false }),
+                        1 => Some(Account { name: user.clone(), ..Account::default() }),
                         _ => Some(Account::anonymous()),
                     };
                     self.pending = Pending::Nothing;
@@ -233,7 +233,7 @@ impl Driver {
         match std::mem::replace(&mut self.pending, Pending::Nothing) {
             Pending::Nothing => {}
             Pending::Verify { user, password } => {
-                self.session.verified((!password.is_empty()).then_some(Account { name: user, writable: false }));
+                self.session.verified((!password.is_empty()).then_some(Account { name: user, ..Account::default() }));
             }
             Pending::Transfer(source) => self.session.finished(drain(source)),
         }
@@ -268,6 +268,8 @@ impl Driver {
                     Job::Receive(_) => panic!("a read-only session prepared an upload"),
                 }
             }
+            // The connection layer switches to TLS; the session expects nothing back.
+            Effect::StartTls => {}
             Effect::CloseData => {
                 // ABOR or REIN: the data connection and its job go away unreported.
                 if let Pending::Transfer(_) = self.pending {

@@ -3,14 +3,15 @@
 //! session needs from the loop comes back as `Outcome::Effect`.
 
 use super::Outcome;
+use super::transport::Transport;
 use crate::buffer::{interrupted, would_block};
 use crate::ftp::command::{loggable, parse};
 use crate::ftp::line::{Line, LineReader};
 use crate::ftp::{Code, Command, Effect, Reply, Session};
 use crate::throttle::Bucket;
-use log::{debug, trace};
+use log::{debug, trace, warn};
 use mio::Token;
-use mio::net::TcpStream;
+use rustls::ServerConnection;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use std::time::Instant;
 const MAX_OUTPUT: usize = 16 * 1024;
 
 pub struct Control {
-    pub stream: TcpStream,
+    pub transport: Transport,
     pub session: Session,
     /// The session's data slot (passive listener or data connection), if any.
     pub data: Option<Token>,
@@ -43,12 +44,14 @@ pub struct Control {
     pub login_window_from: Instant,
     /// When the last command arrived: the idle timeout counts from here.
     pub last_command: Instant,
+    /// TLS to start once the `234` reply to `AUTH TLS` has gone out in plaintext.
+    starting_tls: Option<Box<ServerConnection>>,
 }
 
 impl Control {
-    pub fn new(stream: TcpStream, session: Session) -> Control {
+    pub fn new(transport: Transport, session: Session) -> Control {
         Control {
-            stream,
+            transport,
             session,
             data: None,
             bucket: None,
@@ -61,6 +64,28 @@ impl Control {
             peer_closed: false,
             login_window_from: Instant::now(),
             last_command: Instant::now(),
+            starting_tls: None,
+        }
+    }
+
+    /// After `AUTH TLS`: whatever the client sent behind that command in plaintext is dropped
+    /// (it could be a man in the middle's injection, riding on the session about to be
+    /// protected), and TLS starts as soon as the `234` reply has been sent.
+    pub fn start_tls(&mut self, tls: ServerConnection) {
+        let dropped = self.input.discard() + usize::from(self.held.take().is_some());
+        if dropped > 0 {
+            warn!("[#{}] dropped {dropped} plaintext bytes sent behind AUTH TLS", self.session.id);
+        }
+        self.starting_tls = Some(Box::new(tls));
+        if self.written == self.output.len() {
+            self.switch_to_tls();
+        }
+    }
+
+    fn switch_to_tls(&mut self) {
+        if let Some(tls) = self.starting_tls.take() {
+            self.transport.start_tls(*tls);
+            self.readable = true; // the client's hello may be waiting already
         }
     }
 
@@ -87,7 +112,7 @@ impl Control {
             debug!("[#{}] control write error: {e}", self.session.id);
             return Outcome::Close;
         }
-        let flushed = self.written == self.output.len();
+        let flushed = self.written == self.output.len() && !self.transport.has_pending_output();
         if let Some(effect) = effect {
             return Outcome::Effect(effect);
         }
@@ -114,12 +139,13 @@ impl Control {
     fn read(&mut self) -> io::Result<()> {
         let mut chunk = [0u8; 4096];
         self.unread = false;
-        while !self.peer_closed && self.readable {
+        // Until TLS starts, the client's next bytes are its TLS hello: not ours to read yet.
+        while !self.peer_closed && self.readable && self.starting_tls.is_none() {
             if !self.input.wants_input() {
                 self.unread = true;
                 return Ok(());
             }
-            match self.stream.read(&mut chunk) {
+            match self.transport.read(&mut chunk) {
                 Ok(0) => self.peer_closed = true,
                 Ok(n) => {
                     trace!("[#{}] control: read {n} bytes", self.session.id);
@@ -199,7 +225,7 @@ impl Control {
     fn write(&mut self) -> io::Result<()> {
         self.flush_session();
         while self.written < self.output.len() {
-            match self.stream.write(&self.output[self.written..]) {
+            match self.transport.write(&self.output[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,
                 // The kernel buffer is full: the writable edge brings us back.
@@ -210,6 +236,12 @@ impl Control {
         }
         self.output.clear();
         self.written = 0;
+        self.switch_to_tls();
+        // Replies are in TLS's buffer now; out they go, as far as the socket takes them.
+        match self.transport.flush() {
+            Err(e) if !would_block(&e) => return Err(e),
+            _ => {}
+        }
         if self.output.capacity() > MAX_OUTPUT {
             self.output = Vec::new(); // a long reply's buffer is not kept by an idle session
         }

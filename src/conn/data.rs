@@ -6,6 +6,10 @@
 //! Connecting(job) --connected--> Sending | Receiving --end--> Finished
 //! Idle (passive, no command yet) --start(job)--> Sending | Receiving
 //! ```
+//! Over TLS (`PROT P`) the handshake comes first, and the transfer starts only once it is done
+//! and has resumed the control connection's TLS session (`tls::Binding`); the last bytes are
+//! followed by a `close_notify` (`Finishing`). Zero-copy is for plain sockets only.
+//!
 //! Sending reads the next file chunk only when the buffer has been fully written to the socket;
 //! receiving writes each chunk to the file as it arrives. Each `ready` call moves at most
 //! `turn_budget` bytes (`TURN_BUDGET`, or less under a rate limit) and then asks to be called
@@ -14,17 +18,17 @@
 //! at all until its timer, which is why it keeps its `credit` here.
 
 use super::Outcome;
+use super::transport::Transport;
 use crate::buffer::{Buffer, CHUNK, ReadStop, WriteStop};
 use crate::fs::transfer::{Job, Sink, Source, TransferError};
 use crate::throttle::Credit;
-use log::trace;
+use crate::tls::Binding;
+use log::{debug, trace, warn};
 use mio::Token;
-use mio::net::TcpStream;
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, SpliceFlags};
 use std::fs::File;
 use std::io;
-use std::net::Shutdown;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Instant;
 
@@ -36,14 +40,18 @@ enum State {
     Idle,
     Sending(Source),
     Receiving(Sink),
+    /// All bytes are sent; TLS's last records and `close_notify` are still to go.
+    Finishing,
     Done,
 }
 
 pub struct Data {
-    pub stream: TcpStream,
+    pub transport: Transport,
     pub owner: Token,
     pub session_id: u64,
     state: State,
+    /// For TLS: what the handshake must show before any file byte moves (checked once).
+    binding: Option<Binding>,
     /// Allocated when a transfer starts, so an idle session holds no transfer buffer.
     buf: Option<Buffer>,
     /// For uploads spliced into the file: the kernel moves socket pages into this pipe and
@@ -60,12 +68,13 @@ pub struct Data {
 
 impl Data {
     /// An active-mode connection in progress, which will carry `job` once connected.
-    pub fn connecting(stream: TcpStream, owner: Token, session_id: u64, job: Job) -> Data {
+    pub fn connecting(transport: Transport, owner: Token, session_id: u64, job: Job, binding: Option<Binding>) -> Data {
         Data {
-            stream,
+            transport,
             owner,
             session_id,
             state: State::Connecting(job),
+            binding,
             buf: None,
             pipe: None,
             bytes: 0,
@@ -76,12 +85,19 @@ impl Data {
     }
 
     /// A connection accepted by a passive listener; `job` is there if the command came first.
-    pub fn accepted(stream: TcpStream, owner: Token, session_id: u64, job: Option<Job>) -> Data {
+    pub fn accepted(
+        transport: Transport,
+        owner: Token,
+        session_id: u64,
+        job: Option<Job>,
+        binding: Option<Binding>,
+    ) -> Data {
         let mut data = Data {
-            stream,
+            transport,
             owner,
             session_id,
             state: State::Idle,
+            binding,
             buf: None,
             pipe: None,
             bytes: 0,
@@ -95,6 +111,11 @@ impl Data {
         data
     }
 
+    /// Bytes moved in this transfer so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
     }
@@ -104,17 +125,13 @@ impl Data {
         matches!(self.state, State::Connecting(_) | State::Sending(_) | State::Receiving(_))
     }
 
-    /// Bytes moved so far.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
     pub fn state_name(&self) -> &'static str {
         match self.state {
             State::Connecting(_) => "connecting",
             State::Idle => "idle",
             State::Sending(_) => "sending",
             State::Receiving(_) => "receiving",
+            State::Finishing => "finishing",
             State::Done => "done",
         }
     }
@@ -125,13 +142,23 @@ impl Data {
         let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "no progress within the data timeout");
         match self.state {
             State::Connecting(_) => Outcome::Finished(Err(TransferError::Connect(timed_out()))),
-            State::Sending(_) | State::Receiving(_) => Outcome::Finished(Err(TransferError::Network(timed_out()))),
+            State::Sending(_) | State::Receiving(_) | State::Finishing => {
+                Outcome::Finished(Err(TransferError::Network(timed_out())))
+            }
             State::Idle | State::Done => Outcome::Close,
         }
     }
 
     pub fn start(&mut self, job: Job) {
         self.last_progress = Instant::now();
+        // The kernel cannot encrypt for us: over TLS every byte goes through our buffer.
+        let job = match job {
+            Job::Send(Source::ZeroCopy { file, .. }) if self.transport.is_tls() => {
+                Job::Send(Source::File { file, ascii: false, prev_cr: false })
+            }
+            Job::Receive(sink) if self.transport.is_tls() => Job::Receive(sink.zero_copy(false)),
+            job => job,
+        };
         // Zero-copy transfers need no buffer; an upload that cannot get a pipe falls back to one.
         self.pipe = match &job {
             Job::Receive(sink) if sink.splice_target().is_some() => Pipe::new().ok(),
@@ -149,6 +176,17 @@ impl Data {
     }
 
     pub fn ready(&mut self) -> Outcome {
+        if !matches!(self.state, State::Connecting(_)) {
+            match self.secure() {
+                Ok(true) => {}
+                Ok(false) => return Outcome::Wait,
+                Err(e) if self.is_idle() => {
+                    warn!("[#{}] data connection closed: {e}", self.session_id);
+                    return Outcome::Close;
+                }
+                Err(e) => return Outcome::Finished(Err(TransferError::Connect(e))),
+            }
+        }
         match std::mem::replace(&mut self.state, State::Done) {
             State::Connecting(job) => match self.connected() {
                 Ok(true) => {
@@ -170,16 +208,46 @@ impl Data {
             State::Sending(source) => self.send(source),
             State::Receiving(sink) if self.pipe.is_some() => self.receive_zero_copy(sink),
             State::Receiving(sink) => self.receive(sink),
+            State::Finishing => self.finish(),
             State::Done => Outcome::Wait,
+        }
+    }
+
+    /// For TLS: moves the handshake on and, once it is done, checks the binding to the control
+    /// connection. `Ok(true)`: bytes may move.
+    fn secure(&mut self) -> io::Result<bool> {
+        if !self.transport.handshake()? {
+            return Ok(false);
+        }
+        if let (Some(binding), Some(tls)) = (self.binding.take(), self.transport.tls()) {
+            binding.check(tls).map_err(|why| {
+                warn!("[#{}] refused a TLS data connection: {why}", self.session_id);
+                io::Error::new(io::ErrorKind::PermissionDenied, why)
+            })?;
+            debug!("[#{}] data connection: {}", self.session_id, crate::tls::describe(tls));
+        }
+        Ok(true)
+    }
+
+    /// The last byte is sent: close the stream (for TLS, after `close_notify`), so the client
+    /// knows it has everything.
+    fn finish(&mut self) -> Outcome {
+        match self.transport.finish() {
+            Ok(true) => Outcome::Finished(Ok(self.bytes)),
+            Ok(false) => {
+                self.state = State::Finishing;
+                Outcome::Wait
+            }
+            Err(e) => Outcome::Finished(Err(TransferError::Network(e))),
         }
     }
 
     /// Whether a non-blocking connect has completed (mio's recipe: `take_error`, then `peer_addr`).
     fn connected(&self) -> io::Result<bool> {
-        if let Some(e) = self.stream.take_error()? {
+        if let Some(e) = self.transport.tcp.take_error()? {
             return Err(e);
         }
-        match self.stream.peer_addr() {
+        match self.transport.tcp.peer_addr() {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
             Err(e) => Err(e),
@@ -194,16 +262,12 @@ impl Data {
         loop {
             if buf.is_empty() {
                 match source.fill(buf) {
-                    Ok(0) => {
-                        // Everything is in the kernel's hands; FIN tells the client it has it all.
-                        let _ = self.stream.shutdown(Shutdown::Write);
-                        return Outcome::Finished(Ok(self.bytes));
-                    }
+                    Ok(0) => return self.finish(),
                     Ok(_) => {}
                     Err(e) => return Outcome::Finished(Err(TransferError::Local(e))),
                 }
             }
-            let (n, stop) = buf.write_to(&mut self.stream, self.turn_budget - moved);
+            let (n, stop) = buf.write_to(&mut self.transport, self.turn_budget - moved);
             self.bytes += n as u64;
             moved += n;
             if n > 0 {
@@ -231,12 +295,9 @@ impl Data {
         let mut moved = 0;
         loop {
             let want = (self.turn_budget - moved).min(usize::try_from(left).unwrap_or(usize::MAX));
-            let sent = if want == 0 { Ok(0) } else { rustix::fs::sendfile(&self.stream, &file, None, want) };
+            let sent = if want == 0 { Ok(0) } else { rustix::fs::sendfile(&self.transport.tcp, &file, None, want) };
             match sent {
-                Ok(0) => {
-                    let _ = self.stream.shutdown(Shutdown::Write);
-                    return Outcome::Finished(Ok(self.bytes));
-                }
+                Ok(0) => return self.finish(),
                 Ok(n) => {
                     self.bytes += n as u64;
                     left -= n as u64;
@@ -261,6 +322,19 @@ impl Data {
         }
     }
 
+    /// The client sent its last byte: the file goes into place. Over TLS, our `close_notify`
+    /// answers the client's, which clients that shut TLS down cleanly (Python's `unwrap`) wait
+    /// for; one attempt is enough for a few bytes, and the file is complete either way.
+    fn complete_upload(&mut self, sink: Sink) -> Outcome {
+        match sink.finish() {
+            Ok(()) => {
+                let _ = self.transport.finish();
+                Outcome::Finished(Ok(self.bytes))
+            }
+            Err(e) => Outcome::Finished(Err(TransferError::Local(e))),
+        }
+    }
+
     /// `splice` socket → pipe → file until the socket would block or ends, within the turn
     /// budget. The pipe is emptied into the file after every fill, so it holds nothing between
     /// turns and an error is always attributed to the side that failed.
@@ -271,13 +345,8 @@ impl Data {
         let mut moved = 0;
         loop {
             let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
-            match rustix::pipe::splice(&self.stream, None, &pipe.input, None, self.turn_budget - moved, flags) {
-                Ok(0) => {
-                    return match sink.finish() {
-                        Ok(()) => Outcome::Finished(Ok(self.bytes)),
-                        Err(e) => Outcome::Finished(Err(TransferError::Local(e))),
-                    };
-                }
+            match rustix::pipe::splice(&self.transport.tcp, None, &pipe.input, None, self.turn_budget - moved, flags) {
+                Ok(0) => return self.complete_upload(sink),
                 Ok(n) => {
                     if let Err(e) = pipe.drain_into(file, n) {
                         return Outcome::Finished(Err(TransferError::Local(e)));
@@ -307,7 +376,7 @@ impl Data {
         };
         let mut moved = 0;
         loop {
-            let (n, stop) = buf.read_from(&mut self.stream, self.turn_budget - moved);
+            let (n, stop) = buf.read_from(&mut self.transport, self.turn_budget - moved);
             self.bytes += n as u64;
             moved += n;
             if n > 0 {
@@ -329,12 +398,7 @@ impl Data {
                     self.state = State::Receiving(sink);
                     return Outcome::Wait;
                 }
-                ReadStop::Eof => {
-                    return match sink.finish() {
-                        Ok(()) => Outcome::Finished(Ok(self.bytes)),
-                        Err(e) => Outcome::Finished(Err(TransferError::Local(e))),
-                    };
-                }
+                ReadStop::Eof => return self.complete_upload(sink),
                 // Dropping `sink` here removes the partial upload.
                 ReadStop::Error(e) => return Outcome::Finished(Err(TransferError::Network(e))),
             }

@@ -8,6 +8,7 @@ use crate::buffer::{interrupted, would_block};
 use crate::fs::transfer::Job;
 use crate::fs::transfer::TransferError;
 use crate::ftp::addr::canonical;
+use crate::tls::Binding;
 use log::{debug, warn};
 use mio::Token;
 use mio::net::TcpListener;
@@ -23,6 +24,8 @@ pub struct Passive {
     pub peer_ip: IpAddr,
     /// A transfer that is waiting for the client to connect.
     pub job: Option<Job>,
+    /// Set when the data connection is to be TLS (`PROT P` at `PASV` time).
+    pub binding: Option<Binding>,
     pub opened_at: Instant,
 }
 

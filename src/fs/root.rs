@@ -110,6 +110,22 @@ impl Root {
         self.dir.join(std::ffi::OsStr::from_bytes(&path.as_bytes()[1..]))
     }
 
+    /// A user's home as a root of its own: an absolute `home` is served instead of this root; a
+    /// relative one is a directory inside it, refused (as not found, like any path leading out)
+    /// when its real path is outside, e.g. through a symlink. Either way it is jailed exactly
+    /// as this root is.
+    pub fn home(&self, home: &Path) -> io::Result<Root> {
+        if home.is_absolute() {
+            return Root::new(home);
+        }
+        let root = Root::new(&self.dir.join(home))?;
+        if !root.dir.starts_with(&self.dir) {
+            let outside = format!("{}: leads out of {}", self.dir.join(home).display(), self.dir.display());
+            return Err(io::Error::new(io::ErrorKind::NotFound, outside));
+        }
+        Ok(root)
+    }
+
     /// Opens an existing file or directory for reading, following symlinks that stay inside.
     /// Non-blocking, so that a FIFO cannot stall the loop.
     pub fn open(&self, path: &VPath) -> io::Result<File> {
@@ -314,6 +330,25 @@ mod tests {
         assert_eq!(t.root.real_path(&v("/inside/ok")), t.top.canonicalize().unwrap().join("served/inside/ok"));
         assert_eq!(std::fs::read(t.root.real_path(&v("/inside/ok"))).unwrap(), b"ok");
         assert_eq!(t.root.real_path(&VPath::root()), t.root.dir());
+    }
+
+    #[test]
+    fn a_home_is_jailed_like_the_root() {
+        let t = Tree::new("home");
+        let home = t.root.home(Path::new("inside")).unwrap();
+        assert_eq!(home.dir(), t.root.dir().join("inside"));
+        let mut ok = Vec::new();
+        std::io::Read::read_to_end(&mut home.open(&v("/../../ok")).unwrap(), &mut ok).unwrap();
+        assert_eq!(ok, b"ok", "'..' stops at the home");
+        assert!(home.open(&v("/deeper/up")).is_ok(), "a relative link inside the home");
+        assert!(home.open(&v("/dotdot")).is_err(), "a link out of the home");
+        assert!(home.open(&v("/../indir/ok")).is_err(), "the rest of the root is outside too");
+        assert!(t.root.home(Path::new("indir")).is_ok(), "a link to a directory inside the root");
+        let err = t.root.home(Path::new("updir")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "a link out of the root: {err}");
+        assert!(t.root.home(Path::new("missing")).is_err());
+        let absolute = t.root.home(&t.top).unwrap();
+        assert!(absolute.open(&v("/secret")).is_ok(), "an absolute home replaces the root");
     }
 
     #[test]

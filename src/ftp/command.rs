@@ -15,6 +15,13 @@ pub enum Repr {
     Binary,
 }
 
+/// Data protection level (`PROT`, RFC 2228/4217): clear, or private (TLS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protection {
+    Clear,
+    Private,
+}
+
 /// One parsed command. Path arguments stay bytes: file names need not be UTF-8.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -59,6 +66,11 @@ pub enum Command {
     Mkd(Vec<u8>),
     Rmd(Vec<u8>),
     Dele(Vec<u8>),
+    /// `AUTH TLS` (and its aliases `SSL`, `TLS-C`, `TLS-P`).
+    AuthTls,
+    Pbsz,
+    Prot(Protection),
+    Ccc,
 }
 
 impl Command {
@@ -66,7 +78,10 @@ impl Command {
     /// these are the ones clients send while probing).
     pub fn allowed_before_login(&self) -> bool {
         use Command::*;
-        matches!(self, User(_) | Pass(_) | Quit | Noop | Syst | Feat | Help(_) | Opts(_))
+        matches!(
+            self,
+            User(_) | Pass(_) | Quit | Noop | Syst | Feat | Help(_) | Opts(_) | AuthTls | Pbsz | Prot(_) | Ccc
+        )
     }
 }
 
@@ -77,6 +92,8 @@ pub const VERBS: &[(&str, &str)] = &[
     ("ACCT", "ACCT <account> (not needed)"),
     ("ALLO", "ALLO <size> (not needed)"),
     ("APPE", "APPE <path> (append to a file)"),
+    ("AUTH", "AUTH TLS (secure the control connection)"),
+    ("CCC", "CCC (refused: the control connection stays protected)"),
     ("CDUP", "CDUP (go to the parent directory)"),
     ("CWD", "CWD <path>"),
     ("DELE", "DELE <path>"),
@@ -96,7 +113,9 @@ pub const VERBS: &[(&str, &str)] = &[
     ("OPTS", "OPTS UTF8 ON | OPTS MLST <facts>"),
     ("PASS", "PASS <password>"),
     ("PASV", "PASV"),
+    ("PBSZ", "PBSZ 0"),
     ("PORT", "PORT h1,h2,h3,h4,p1,p2"),
+    ("PROT", "PROT C | PROT P (data in clear or over TLS)"),
     ("PWD", "PWD"),
     ("QUIT", "QUIT"),
     ("REIN", "REIN (log out, keep the connection)"),
@@ -198,6 +217,24 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "MKD" | "XMKD" => required().map(Mkd),
         "RMD" | "XRMD" => required().map(Rmd),
         "DELE" => required().map(Dele),
+        "AUTH" => match text().map(|t| t.trim().to_ascii_uppercase()).as_deref() {
+            None => Err(syntax("AUTH needs a mechanism: AUTH TLS.")),
+            Some("TLS" | "SSL" | "TLS-C" | "TLS-P") => Ok(AuthTls),
+            Some(_) => Err(Reply::new(Code::ParameterNotImplemented, "Unsupported AUTH mechanism; use AUTH TLS.")),
+        },
+        // TLS has no protection buffer: any size is answered with PBSZ=0 (RFC 4217 §8).
+        "PBSZ" => match text().map(|t| t.trim().parse::<u32>()) {
+            Some(Ok(_)) => Ok(Pbsz),
+            _ => Err(syntax("PBSZ needs a decimal size: PBSZ 0.")),
+        },
+        "PROT" => match text().map(|t| t.trim().to_ascii_uppercase()).as_deref() {
+            Some("C") => Ok(Prot(Protection::Clear)),
+            Some("P") => Ok(Prot(Protection::Private)),
+            Some("S" | "E") => Err(Reply::new(Code::ProtLevelNotSupported, "PROT S and E are not supported; use P.")),
+            Some(_) => Err(Reply::new(Code::ParameterNotImplemented, "Unknown PROT level; use C or P.")),
+            None => Err(syntax("PROT needs a level: C or P.")),
+        },
+        "CCC" => none(Ccc),
         "" => Err(Reply::new(Code::SyntaxError, "Empty command.")),
         _ => Err(Reply::new(Code::NotImplemented, "Command not implemented.")),
     }

@@ -121,6 +121,14 @@ impl LineReader {
         !self.ready.is_empty()
     }
 
+    /// Drops everything received so far and returns how many bytes that was: after `AUTH TLS`,
+    /// bytes that arrived in plaintext behind it must not run as if they had come over TLS.
+    pub fn discard(&mut self) -> usize {
+        let bytes = self.ready_bytes + self.partial.len();
+        *self = LineReader::new();
+        bytes
+    }
+
     /// The next complete line, without its line ending.
     pub fn next_line(&mut self) -> Option<Line> {
         let line = self.ready.pop_front()?;

@@ -3,6 +3,7 @@
 
 pub mod addr;
 pub mod command;
+pub mod event;
 pub mod line;
 pub mod reply;
 pub mod session;

@@ -3,7 +3,7 @@
 
 use std::io;
 
-/// Reply codes, named after what they mean (RFC 959 §4.2, RFC 2428, RFC 3659).
+/// Reply codes, named after what they mean (RFC 959 §4.2, RFC 2228, RFC 2428, RFC 3659, RFC 4217).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u16)]
 pub enum Code {
@@ -21,6 +21,7 @@ pub enum Code {
     EnteringPassive = 227,
     EnteringExtendedPassive = 229,
     LoggedIn = 230,
+    SecurityExchangeDone = 234,
     FileActionOkay = 250,
     PathCreated = 257,
     NeedPassword = 331,
@@ -36,8 +37,11 @@ pub enum Code {
     NotImplemented = 502,
     BadSequence = 503,
     ParameterNotImplemented = 504,
+    ProtLevelRefused = 521,
     ProtocolNotSupported = 522,
     NotLoggedIn = 530,
+    DeniedByPolicy = 534,
+    ProtLevelNotSupported = 536,
     FileUnavailable = 550,
     NameNotAllowed = 553,
     RequestedActionNotTaken = 554,

@@ -5,7 +5,8 @@
 //! ```text
 //!  login:   AwaitingUser --USER--> AwaitingPass --PASS(anonymous)--------------> LoggedIn
 //!                                       |--PASS(user)--> Verifying --ok--------> LoggedIn
-//!                                                             `------failed----> AwaitingUser
+//!                                                             |------failed----> AwaitingUser
+//!                                                             `--home missing--> AwaitingUser
 //!  data:    Idle --PASV/EPSV--> Opening --listening()--> Passive --RETR/STOR/LIST--> Transferring
 //!           Idle --PORT/EPRT--> Active ----------------------------RETR/STOR/LIST--> Transferring
 //!           Transferring --finished()--> Idle                                    (226/425/426/451)
@@ -14,14 +15,15 @@
 //! holds further commands back, so pipelined commands are answered in order.
 
 use super::addr;
-use super::command::{Command, Repr, VERBS};
+use super::command::{Command, Protection, Repr, VERBS};
+use super::event::{Completion, Direction, SessionEvent, TransferRecord};
 use super::reply::{Code, Reply};
 use crate::auth::{self, Account};
 use crate::fs::listing::{self, Facts, Format, Listing};
 use crate::fs::transfer::{Job, Sink, Source, TransferError};
 use crate::fs::{Entry, Root, VPath};
 use crate::throttle;
-use log::{info, warn};
+use log::{error, info, warn};
 use std::fs;
 use std::io::{self, Seek, SeekFrom};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -43,6 +45,10 @@ pub struct Settings {
     pub zero_copy: bool,
     /// Bytes per second each session's transfers may move (`--max-rate-per-session`).
     pub max_rate_per_session: Option<u64>,
+    /// Whether `AUTH TLS` is offered (a certificate is configured).
+    pub tls: bool,
+    /// No login before `AUTH TLS`, and no transfer in clear (`PROT C`).
+    pub require_tls: bool,
 }
 
 /// Where the data connection of a transfer comes from.
@@ -69,6 +75,8 @@ pub enum Effect {
     /// Close the data connection or passive listener, if any, without reporting back
     /// (`ABOR`, `REIN`: the session has replied already).
     CloseData,
+    /// Start TLS on the control connection once the `234` queued now has been sent.
+    StartTls,
 }
 
 enum Login {
@@ -103,24 +111,14 @@ enum Store {
     Unique,
 }
 
-/// What is being transferred, for the log line when it ends.
+/// What is being transferred, for the log line and the `TransferRecord` when it ends.
 struct Transfer {
     verb: &'static str,
     path: VPath,
     started: Instant,
-}
-
-impl Transfer {
-    fn is_upload(&self) -> bool {
-        matches!(self.verb, "STOR" | "APPE" | "STOU")
-    }
-}
-
-/// An upload that completed (its `226` is queued): what the upload hook is told.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Stored {
-    pub path: VPath,
-    pub bytes: u64,
+    /// `None` for listings, which are not file transfers.
+    direction: Option<Direction>,
+    ascii: bool,
 }
 
 pub struct Session {
@@ -129,6 +127,8 @@ pub struct Session {
     local: SocketAddr,
     settings: Arc<Settings>,
     login: Login,
+    /// The logged-in user's `/`: the served root, or their home.
+    root: Root,
     cwd: VPath,
     repr: Repr,
     data: DataChannel,
@@ -144,6 +144,13 @@ pub struct Session {
     outbox: Vec<Reply>,
     /// Bytes per second this session's transfers may move; chosen at login.
     rate_limit: Option<u64>,
+    /// The control connection is TLS (after `AUTH TLS`, or from the start on the implicit port).
+    control_tls: bool,
+    /// `PBSZ` was sent, as RFC 2228 requires before `PROT`.
+    pbsz: bool,
+    protection: Protection,
+    /// Logins and ended transfers, for the loop's metrics and transfer log.
+    events: Vec<SessionEvent>,
 }
 
 type Handled = Result<Effect, Reply>;
@@ -155,6 +162,7 @@ impl Session {
             id,
             peer,
             local,
+            root: settings.root.clone(),
             settings,
             login: Login::AwaitingUser,
             cwd: VPath::root(),
@@ -168,6 +176,10 @@ impl Session {
             quitting: false,
             outbox: Vec::new(),
             rate_limit: None,
+            control_tls: false,
+            pbsz: false,
+            protection: Protection::Clear,
+            events: Vec::new(),
         };
         session.reply(Code::ServiceReady, "mioftpd ready.");
         session
@@ -176,6 +188,11 @@ impl Session {
     /// Replies queued since the last call.
     pub fn take_replies(&mut self) -> Vec<Reply> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Logins and ended transfers since the last call (an empty `Vec` does not allocate).
+    pub fn take_events(&mut self) -> Vec<SessionEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// After `QUIT`: the connection closes once the outbox is flushed.
@@ -187,6 +204,11 @@ impl Session {
     /// global limit still applies).
     pub fn rate_limit(&self) -> Option<u64> {
         self.rate_limit
+    }
+
+    /// The tree this session serves: the root, or the logged-in user's home.
+    pub fn root(&self) -> &Root {
+        &self.root
     }
 
     pub fn user(&self) -> Option<&str> {
@@ -230,6 +252,8 @@ impl Session {
         }
         let result = if !logged_in && !cmd.allowed_before_login() {
             Err(Reply::new(Code::NotLoggedIn, "Please login with USER and PASS."))
+        } else if self.settings.require_tls && !self.control_tls && matches!(cmd, Command::User(_) | Command::Pass(_)) {
+            Err(Reply::new(Code::NotLoggedIn, "TLS required: send AUTH TLS first."))
         } else {
             self.dispatch(cmd)
         };
@@ -252,7 +276,11 @@ impl Session {
             Syst => self.ok(Code::SystemType, "UNIX Type: L8"),
             Feat => {
                 let mlst = format!("MLST {}", self.facts.feat());
-                let features = ["EPRT", "EPSV", "MDTM", "MFMT", &mlst, "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"];
+                let mut features =
+                    vec!["EPRT", "EPSV", "MDTM", "MFMT", &mlst, "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"];
+                if self.settings.tls {
+                    features.extend(["AUTH TLS", "PBSZ", "PROT"]);
+                }
                 self.ok(Code::SystemStatus, format!("Features:\n{}\nEnd", features.join("\n")))
             }
             Help(None) => {
@@ -298,7 +326,7 @@ impl Session {
             Mfmt(time, arg) => {
                 let path = self.cwd.join(&arg);
                 self.writable_entry(&path)?;
-                self.settings.root.open(&path).and_then(|f| f.set_modified(time)).map_err(|e| Reply::from_io(&e))?;
+                self.root.open(&path).and_then(|f| f.set_modified(time)).map_err(|e| Reply::from_io(&e))?;
                 let mut text = format!("Modify={}; ", listing::mdtm(time)).into_bytes();
                 text.extend_from_slice(&arg);
                 self.ok(Code::FileStatus, text)
@@ -351,7 +379,68 @@ impl Session {
                 self.writable_entry(&path)?.remove_file().map_err(|e| Reply::from_io(&e))?;
                 self.ok(Code::FileActionOkay, "File deleted.")
             }
+            AuthTls => self.auth_tls(),
+            Pbsz => {
+                self.require_control_tls("PBSZ")?;
+                self.pbsz = true;
+                self.ok(Code::CommandOkay, "PBSZ=0")
+            }
+            Prot(level) => self.prot(level),
+            Ccc => {
+                self.require_control_tls("CCC")?;
+                Err(Reply::new(Code::DeniedByPolicy, "CCC refused: the control connection stays protected."))
+            }
         }
+    }
+
+    // ---- TLS (RFC 4217) ----
+
+    fn auth_tls(&mut self) -> Handled {
+        if !self.settings.tls {
+            return Err(Reply::new(Code::ParameterNotImplemented, "AUTH TLS is not available: no certificate."));
+        }
+        if self.control_tls {
+            return Err(Reply::new(Code::BadSequence, "TLS is already on."));
+        }
+        if self.is_logged_in() {
+            return Err(Reply::new(Code::BadSequence, "AUTH TLS must come before login."));
+        }
+        // A user name sent in clear does not carry over into the protected session.
+        self.login = Login::AwaitingUser;
+        self.reply(Code::SecurityExchangeDone, "AUTH TLS successful.");
+        self.tls_started();
+        Ok(Effect::StartTls)
+    }
+
+    /// The control connection is (about to be) TLS: `AUTH TLS`, or the implicit TLS port.
+    pub fn tls_started(&mut self) {
+        self.control_tls = true;
+    }
+
+    fn require_control_tls(&self, verb: &str) -> Result<(), Reply> {
+        if self.control_tls {
+            Ok(())
+        } else {
+            Err(Reply::new(Code::BadSequence, format!("{verb} needs AUTH TLS first.")))
+        }
+    }
+
+    fn prot(&mut self, level: Protection) -> Handled {
+        self.require_control_tls("PROT")?;
+        if !self.pbsz {
+            return Err(Reply::new(Code::BadSequence, "PROT needs PBSZ first."));
+        }
+        if level == Protection::Clear && self.settings.require_tls {
+            return Err(Reply::new(Code::DeniedByPolicy, "PROT C refused: data must be protected (PROT P)."));
+        }
+        self.protection = level;
+        let name = if level == Protection::Private { "P" } else { "C" };
+        self.ok(Code::CommandOkay, format!("Protection level set to {name}."))
+    }
+
+    /// Whether data connections opened now must be TLS (`PROT P`).
+    pub fn protects_data(&self) -> bool {
+        self.protection == Protection::Private
     }
 
     fn reply(&mut self, code: Code, text: impl Into<Vec<u8>>) {
@@ -410,14 +499,33 @@ impl Session {
         };
         match account {
             Some(account) => {
+                // Opened at each login (a path lookup and one open, like a CWD), not when the users
+                // file is loaded: a home created later works without a reload, and idle accounts
+                // hold no descriptors.
+                let root = match &account.home {
+                    None => self.settings.root.clone(),
+                    Some(home) => match self.settings.root.home(home) {
+                        Ok(root) => root,
+                        // The admin's mistake: the log says where; the client is not told the path.
+                        Err(e) => {
+                            error!("[#{}] login {} refused: home {}: {e}", self.id, account.name, home.display());
+                            return self.reply(Code::NotLoggedIn, "Home directory not available.");
+                        }
+                    },
+                };
                 let access = if account.writable { "read-write" } else { "read-only" };
-                info!("[#{}] login {} from {} ({access})", self.id, account.name, self.peer.ip());
+                let tls = if self.control_tls { ", TLS" } else { "" };
+                let home =
+                    account.home.as_ref().map(|_| format!(", home {}", root.dir().display())).unwrap_or_default();
+                info!("[#{}] login {} from {} ({access}{home}{tls})", self.id, account.name, self.peer.ip());
                 self.reply(Code::LoggedIn, "Login successful.");
-                // The per-user limit, once the users file has one, is the second argument.
-                self.rate_limit = throttle::stricter(self.settings.max_rate_per_session, None);
+                self.root = root;
+                self.rate_limit = throttle::stricter(self.settings.max_rate_per_session, account.max_rate);
                 self.login = Login::LoggedIn(account);
+                self.events.push(SessionEvent::LoggedIn);
             }
             None => {
+                self.events.push(SessionEvent::LoginFailed);
                 self.login_failures += 1;
                 warn!("[#{}] login failed for {:?} from {} ({})", self.id, user, self.peer.ip(), self.login_failures);
                 if self.login_failures >= self.settings.max_login_failures {
@@ -479,7 +587,7 @@ impl Session {
 
     fn cwd(&mut self, arg: &[u8]) -> Handled {
         let path = self.cwd.join(arg);
-        if !self.settings.root.metadata(&path).map_err(|e| Reply::from_io(&e))?.is_dir() {
+        if !self.root.metadata(&path).map_err(|e| Reply::from_io(&e))?.is_dir() {
             return Err(Reply::new(Code::FileUnavailable, "Not a directory."));
         }
         self.cwd = path;
@@ -487,7 +595,7 @@ impl Session {
     }
 
     fn regular_file(&self, arg: &[u8]) -> Result<fs::Metadata, Reply> {
-        let meta = self.settings.root.metadata(&self.cwd.join(arg)).map_err(|e| Reply::from_io(&e))?;
+        let meta = self.root.metadata(&self.cwd.join(arg)).map_err(|e| Reply::from_io(&e))?;
         if !meta.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
         }
@@ -499,7 +607,7 @@ impl Session {
         if !self.can_write() {
             return Err(Reply::new(Code::FileUnavailable, "Permission denied."));
         }
-        self.settings.root.entry(path).map_err(|e| Reply::from_io(&e))
+        self.root.entry(path).map_err(|e| Reply::from_io(&e))
     }
 
     fn can_write(&self) -> bool {
@@ -575,11 +683,20 @@ impl Session {
             [format!("Opening {mode} mode data connection for ").as_bytes(), path.as_bytes(), b"."].concat()
         };
         self.reply(Code::FileStatusOkay, text);
-        self.data = DataChannel::Transferring(Transfer { verb, path, started: Instant::now() });
+        let direction = match &job {
+            Job::Send(Source::Listing(_)) => None,
+            Job::Send(_) => Some(Direction::Out),
+            Job::Receive(_) => Some(Direction::In),
+        };
+        let ascii = self.repr == Repr::Ascii;
+        self.data = DataChannel::Transferring(Transfer { verb, path, started: Instant::now(), direction, ascii });
         Ok(Effect::Start(job, target))
     }
 
     fn data_target(&self) -> Result<Target, Reply> {
+        if self.settings.require_tls && !self.protects_data() {
+            return Err(Reply::new(Code::ProtLevelRefused, "Data connections need PROT P here."));
+        }
         match self.data {
             DataChannel::Passive => Ok(Target::Passive),
             DataChannel::Active(addr) => Ok(Target::Active(addr)),
@@ -597,7 +714,7 @@ impl Session {
         if let Some(a) = arg.as_deref()
             && listing::is_glob(path.file_name())
             && !matches!(format, Format::Machine { .. })
-            && self.settings.root.metadata(&path).is_err()
+            && self.root.metadata(&path).is_err()
         {
             pattern = Some(path.file_name().to_vec());
             let a = a.strip_suffix(b"/").unwrap_or(a); // `NLST sub/*.txt/` names the same pattern
@@ -605,7 +722,7 @@ impl Session {
             path = path.parent();
             arg = dir;
         }
-        let root = &self.settings.root;
+        let root = &self.root;
         if matches!(format, Format::Machine { .. }) && !root.metadata(&path).map_err(|e| Reply::from_io(&e))?.is_dir() {
             return Err(Reply::new(Code::ParameterSyntaxError, "MLSD needs a directory; use MLST for a file."));
         }
@@ -625,7 +742,7 @@ impl Session {
         let offset = std::mem::take(&mut self.rest);
         self.data_target()?;
         let path = self.cwd.join(arg);
-        let mut file = self.settings.root.open(&path).map_err(|e| Reply::from_io(&e))?;
+        let mut file = self.root.open(&path).map_err(|e| Reply::from_io(&e))?;
         let meta = file.metadata().map_err(|e| Reply::from_io(&e))?;
         if !meta.is_file() {
             return Err(Reply::new(Code::FileUnavailable, "Not a regular file."));
@@ -685,14 +802,10 @@ impl Session {
         match std::mem::replace(&mut self.data, DataChannel::Idle) {
             DataChannel::Transferring(transfer) => {
                 let secs = transfer.started.elapsed().as_secs_f64();
-                info!(
-                    "[#{}] {} {} aborted by the client after {secs:.3} s",
-                    self.id,
-                    transfer.verb,
-                    transfer.path.display()
-                );
+                info!("{}: aborted by the client after {secs:.3} s", self.describe(&transfer));
                 self.reply(Code::TransferAborted, "Transfer aborted.");
                 self.reply(Code::ClosingDataConnection, "Abort successful.");
+                self.transfer_ended(transfer, Completion::Aborted, None);
                 Ok(Effect::CloseData)
             }
             DataChannel::Idle => self.ok(Code::ClosingDataConnection, "No transfer to abort."),
@@ -709,6 +822,7 @@ impl Session {
         }
         self.login = Login::AwaitingUser;
         self.rate_limit = None;
+        self.root = self.settings.root.clone();
         self.cwd = VPath::root();
         self.repr = Repr::Binary;
         self.data = DataChannel::Idle;
@@ -740,7 +854,7 @@ impl Session {
     fn stat_path(&mut self, arg: &[u8]) -> Handled {
         const MAX_STAT_BYTES: usize = 256 * 1024;
         let path = self.cwd.join(arg);
-        let root = &self.settings.root;
+        let root = &self.root;
         let mut listing = Listing::open(root, &path, Some(arg), Format::Long).map_err(|e| Reply::from_io(&e))?;
         let mut text = [b"Status of ".as_slice(), path.as_bytes(), b":\n"].concat();
         let mut chunk = vec![0u8; listing::MAX_LINE * 4];
@@ -771,7 +885,7 @@ impl Session {
                 self.writable_entry(&path)?;
                 // fchmod on a descriptor opened beneath the root: a path-based chmod would follow a
                 // symlink swapped in meanwhile.
-                let file = self.settings.root.open(&path).map_err(|e| Reply::from_io(&e))?;
+                let file = self.root.open(&path).map_err(|e| Reply::from_io(&e))?;
                 file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| Reply::from_io(&e))?;
                 self.ok(Code::CommandOkay, "SITE CHMOD command ok.")
             }
@@ -782,27 +896,31 @@ impl Session {
     /// `MLST path`: the facts of one entry, over the control connection.
     fn mlst(&mut self, arg: Option<&[u8]>) -> Handled {
         let path = arg.map_or_else(|| self.cwd.clone(), |a| self.cwd.join(a));
-        let meta = self.settings.root.metadata(&path).map_err(|e| Reply::from_io(&e))?;
+        let meta = self.root.metadata(&path).map_err(|e| Reply::from_io(&e))?;
         let mut line = Vec::new();
         listing::facts_line(&mut line, path.as_bytes(), &meta, None, self.facts, self.can_write());
         let text = [b"Listing ".as_slice(), path.as_bytes(), b"\n", &line, b"\nEnd."].concat();
         self.ok(Code::FileActionOkay, text)
     }
 
-    /// The answer to `Effect::Start`: how the transfer ended. Returns the upload, if this was
-    /// one and it completed.
-    pub fn finished(&mut self, result: Result<u64, TransferError>) -> Option<Stored> {
+    /// The answer to `Effect::Start`: how the transfer ended.
+    pub fn finished(&mut self, result: Result<u64, TransferError>) {
         let DataChannel::Transferring(transfer) = std::mem::replace(&mut self.data, DataChannel::Idle) else {
-            return None;
+            return;
         };
         let secs = transfer.started.elapsed().as_secs_f64();
-        let what = format!("[#{}] {} {}", self.id, transfer.verb, transfer.path.display());
+        let what = self.describe(&transfer);
+        let (completion, bytes) = match &result {
+            Ok(bytes) => (Completion::Complete, Some(*bytes)),
+            Err(TransferError::Connect(_)) => (Completion::NoConnection, Some(0)),
+            Err(TransferError::Network(_)) => (Completion::Aborted, None),
+            Err(TransferError::Local(_)) => (Completion::Failed, None),
+        };
         match result {
             Ok(bytes) => {
                 let rate = bytes as f64 / secs.max(1e-6) / (1024.0 * 1024.0);
                 info!("{what}: {bytes} bytes in {secs:.3} s ({rate:.1} MiB/s)");
                 self.reply(Code::ClosingDataConnection, "Transfer complete.");
-                return transfer.is_upload().then_some(Stored { path: transfer.path, bytes });
             }
             Err(TransferError::Connect(e)) => {
                 warn!("{what}: data connection failed: {e}");
@@ -817,7 +935,41 @@ impl Session {
                 self.outbox.push(Reply::from_io(&e));
             }
         }
-        None
+        self.transfer_ended(transfer, completion, bytes);
+    }
+
+    /// The control connection is closing while a transfer runs (the client went away, or the
+    /// server stops): the transfer ends with it.
+    pub fn connection_lost(&mut self) {
+        if let DataChannel::Transferring(transfer) = std::mem::replace(&mut self.data, DataChannel::Idle) {
+            let secs = transfer.started.elapsed().as_secs_f64();
+            info!("{}: cut off after {secs:.3} s", self.describe(&transfer));
+            self.transfer_ended(transfer, Completion::Aborted, None);
+        }
+    }
+
+    /// `[#4] alice@192.0.2.7 RETR /big.bin`: who moved what, for the transfer's log lines.
+    fn describe(&self, transfer: &Transfer) -> String {
+        let user = self.user().unwrap_or("-");
+        format!("[#{}] {user}@{} {} {}", self.id, self.peer.ip(), transfer.verb, transfer.path.display())
+    }
+
+    /// Reports an ended file transfer to the loop (listings are not reported).
+    fn transfer_ended(&mut self, transfer: Transfer, completion: Completion, bytes: Option<u64>) {
+        let (Some(direction), Login::LoggedIn(account)) = (transfer.direction, &self.login) else {
+            return;
+        };
+        self.events.push(SessionEvent::TransferEnded(TransferRecord {
+            direction,
+            path: transfer.path,
+            ascii: transfer.ascii,
+            user: account.name.clone(),
+            anonymous: auth::is_anonymous_name(&account.name) && self.settings.anonymous,
+            peer: self.peer.ip(),
+            started: transfer.started,
+            bytes,
+            completion,
+        }));
     }
 }
 
@@ -838,18 +990,26 @@ mod tests {
     }
 
     fn fixture(name: &str, anonymous: bool) -> Fixture {
+        fixture_with(name, anonymous, |_| {})
+    }
+
+    fn fixture_with(name: &str, anonymous: bool, adjust: impl FnOnce(&mut Settings)) -> Fixture {
         let dir = std::env::temp_dir().join(format!("mioftpd-session-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("sub")).unwrap();
         fs::write(dir.join("file.txt"), b"hello\n").unwrap();
-        let settings = Arc::new(Settings {
+        let mut settings = Settings {
             root: Root::new(&dir).unwrap(),
             anonymous,
             pasv_address: None,
             max_login_failures: 3,
             zero_copy: true,
             max_rate_per_session: Some(1 << 20),
-        });
+            tls: false,
+            require_tls: false,
+        };
+        adjust(&mut settings);
+        let settings = Arc::new(settings);
         let peer = "127.0.0.1:40000".parse().unwrap();
         let local = "127.0.0.1:2121".parse().unwrap();
         let mut session = Session::new(1, peer, local, settings);
@@ -893,6 +1053,45 @@ mod tests {
         assert_eq!(code_of(s, "FEAT"), [211]);
         assert_eq!(code_of(s, "NOOP"), [200]);
         assert_eq!(code_of(s, "PASS x"), [503]);
+    }
+
+    #[test]
+    fn auth_tls_then_pbsz_then_prot() {
+        let mut f = fixture_with("tls-seq", true, |s| s.tls = true);
+        let s = &mut f.session;
+        assert_eq!(code_of(s, "USER anonymous"), [331]);
+        let (codes, effect) = send(s, "AUTH TLS");
+        assert_eq!(codes, [234]);
+        assert!(matches!(effect, Effect::StartTls));
+        assert_eq!(code_of(s, "PASS guest@"), [503], "a USER sent in clear must not carry over");
+        assert_eq!(code_of(s, "AUTH TLS"), [503]);
+        assert_eq!(code_of(s, "PROT P"), [503], "PBSZ comes first");
+        assert_eq!(code_of(s, "PBSZ 0"), [200]);
+        assert_eq!(code_of(s, "PROT P"), [200]);
+        assert!(s.protects_data());
+        assert_eq!(code_of(s, "PROT C"), [200]);
+        assert!(!s.protects_data());
+        assert_eq!(code_of(s, "CCC"), [534]);
+        login_anonymous(s);
+        assert_eq!(code_of(s, "AUTH TLS"), [503]);
+    }
+
+    #[test]
+    fn require_tls_refuses_clear_logins_and_clear_data() {
+        let mut f = fixture_with("tls-req", true, |s| {
+            s.tls = true;
+            s.require_tls = true;
+        });
+        let s = &mut f.session;
+        assert_eq!(code_of(s, "USER anonymous"), [530]);
+        assert_eq!(code_of(s, "AUTH TLS"), [234]);
+        login_anonymous(s);
+        assert_eq!(code_of(s, "PBSZ 0"), [200]);
+        assert_eq!(code_of(s, "PROT C"), [534]);
+        assert_eq!(code_of(s, "PORT 127,0,0,1,200,10"), [200]);
+        assert_eq!(code_of(s, "LIST"), [521], "PROT is still C");
+        assert_eq!(code_of(s, "PROT P"), [200]);
+        assert!(matches!(send(s, "LIST").1, Effect::Start(..)));
     }
 
     #[test]
@@ -946,7 +1145,7 @@ mod tests {
         code_of(s, "USER alice");
         let (_, effect) = send(s, "PASS pw");
         assert!(matches!(effect, Effect::Verify { ref password, .. } if password == "pw"));
-        s.verified(Some(Account { name: "alice".into(), writable: true }));
+        s.verified(Some(Account { name: "alice".into(), writable: true, ..Account::default() }));
         assert_eq!(codes(s), [230]);
         assert_eq!(code_of(s, "MKD new dir"), [257]);
         assert!(f.dir.join("new dir").is_dir());
@@ -955,6 +1154,28 @@ mod tests {
         assert!(!f.dir.join("file.txt").exists());
         assert_eq!(code_of(s, "DELE file.txt"), [550]);
         assert_eq!(code_of(s, "USER bob"), [530]);
+    }
+
+    #[test]
+    fn a_home_becomes_the_users_root_and_a_missing_one_refuses_the_login() {
+        let mut f = fixture("home", true);
+        fs::write(f.dir.join("sub/inner.txt"), b"inner").unwrap();
+        let s = &mut f.session;
+        let alice = |home: &str| Account { name: "alice".into(), home: Some(home.into()), ..Account::default() };
+        code_of(s, "USER alice");
+        send(s, "PASS pw");
+        s.verified(Some(alice("missing")));
+        assert_eq!(codes(s), [530]);
+        assert!(!s.is_logged_in());
+        code_of(s, "USER alice");
+        send(s, "PASS pw");
+        s.verified(Some(alice("sub")));
+        assert_eq!(codes(s), [230]);
+        assert_eq!(code_of(s, "SIZE /inner.txt"), [213]);
+        assert_eq!(code_of(s, "SIZE ../file.txt"), [550], "the served root is outside the home");
+        assert_eq!(code_of(s, "REIN"), [220]);
+        login_anonymous(s);
+        assert_eq!(code_of(s, "SIZE /file.txt"), [213], "REIN goes back to the served root");
     }
 
     #[test]
@@ -1004,7 +1225,7 @@ mod tests {
         assert!(matches!(effect, Effect::Start(Job::Send(_), Target::Passive)));
         assert!(s.can_handle_now(&Command::Noop));
         assert!(!s.can_handle_now(&Command::Pwd));
-        assert_eq!(s.finished(Ok(6)), None, "a download is not an upload");
+        s.finished(Ok(6));
         assert_eq!(codes(s), [226]);
         assert_eq!(code_of(s, "RETR file.txt"), [425], "a passive connection serves one transfer");
     }
@@ -1060,28 +1281,84 @@ mod tests {
         }
     }
 
+    fn transfer_events(s: &mut Session) -> Vec<TransferRecord> {
+        s.take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                SessionEvent::TransferEnded(record) => Some(record),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn completed_uploads_are_reported_and_failed_ones_are_not() {
-        let mut f = fixture("stored", false);
+    fn logins_are_reported() {
+        let mut f = fixture("login-events", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        assert!(matches!(s.take_events()[..], [SessionEvent::LoggedIn]));
+        let mut f = fixture("login-failure-events", false);
         let s = &mut f.session;
         code_of(s, "USER alice");
-        send(s, "PASS pw");
-        s.verified(Some(Account { name: "alice".into(), writable: true }));
-        assert_eq!(codes(s), [230]);
-        for (line, path) in [("STOR up.bin", "/up.bin"), ("APPE up.bin", "/up.bin"), ("STOU sub/u", "/sub/u")] {
+        send(s, "PASS bad");
+        s.verified(None);
+        assert!(matches!(s.take_events()[..], [SessionEvent::LoginFailed]));
+        assert!(s.take_events().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn file_transfers_are_reported_when_they_end_and_listings_are_not() {
+        let mut f = fixture("transfer-events", true);
+        let s = &mut f.session;
+        login_anonymous(s);
+        s.take_events();
+        let passive = |s: &mut Session| {
             send(s, "EPSV");
             s.listening(Ok(50000));
-            s.take_replies();
-            assert_eq!(code_of(s, line), [150]);
-            let stored = s.finished(Ok(42));
-            assert_eq!(stored, Some(Stored { path: VPath::root().join(path.as_bytes()), bytes: 42 }), "{line}");
+        };
+        passive(s);
+        send(s, "LIST");
+        s.finished(Ok(100));
+        assert!(transfer_events(s).is_empty(), "a listing is not a file transfer");
+
+        passive(s);
+        code_of(s, "TYPE A");
+        send(s, "RETR file.txt");
+        assert!(transfer_events(s).is_empty(), "reported when it ends, not when it starts");
+        s.finished(Ok(7));
+        let [r] = &transfer_events(s)[..] else { panic!("one record") };
+        assert_eq!(
+            (r.direction, r.completion, r.bytes, r.ascii),
+            (Direction::Out, Completion::Complete, Some(7), true)
+        );
+        assert_eq!((r.path.as_bytes(), &r.user[..], r.anonymous), (&b"/file.txt"[..], "anonymous", true));
+        assert_eq!(r.peer, "127.0.0.1".parse::<IpAddr>().unwrap());
+
+        passive(s);
+        send(s, "RETR file.txt");
+        code_of(s, "ABOR");
+        let [r] = &transfer_events(s)[..] else { panic!("one record") };
+        assert_eq!((r.completion, r.bytes), (Completion::Aborted, None), "the loop knows the bytes");
+
+        for (error, completion) in [
+            (TransferError::Connect(io::ErrorKind::ConnectionRefused.into()), Completion::NoConnection),
+            (TransferError::Network(io::ErrorKind::ConnectionReset.into()), Completion::Aborted),
+            (TransferError::Local(io::Error::other("disk")), Completion::Failed),
+        ] {
+            passive(s);
+            send(s, "RETR file.txt");
+            s.finished(Err(error));
+            let [r] = &transfer_events(s)[..] else { panic!("one record") };
+            assert_eq!(r.completion, completion);
         }
-        send(s, "EPSV");
-        s.listening(Ok(50000));
-        s.take_replies();
-        assert_eq!(code_of(s, "STOR up.bin"), [150]);
-        assert_eq!(s.finished(Err(TransferError::Network(io::ErrorKind::ConnectionReset.into()))), None);
-        assert_eq!(codes(s), [426]);
+
+        passive(s);
+        send(s, "RETR file.txt");
+        s.connection_lost();
+        let [r] = &transfer_events(s)[..] else { panic!("one record") };
+        assert_eq!(r.completion, Completion::Aborted);
+        s.connection_lost();
+        assert!(transfer_events(s).is_empty(), "only a running transfer is cut off");
     }
 
     #[test]
@@ -1090,7 +1367,17 @@ mod tests {
         let s = &mut f.session;
         assert_eq!(s.rate_limit(), None);
         login_anonymous(s);
-        assert_eq!(s.rate_limit(), Some(1 << 20));
+        assert_eq!(s.rate_limit(), Some(1 << 20), "the per-session setting");
+        assert_eq!(code_of(s, "REIN"), [220]);
+        assert_eq!(s.rate_limit(), None);
+        for (own, chosen) in [(Some(1000), Some(1000)), (Some(1 << 30), Some(1 << 20)), (None, Some(1 << 20))] {
+            code_of(s, "REIN");
+            code_of(s, "USER carol");
+            send(s, "PASS pw");
+            s.verified(Some(Account { name: "carol".into(), max_rate: own, ..Account::default() }));
+            assert_eq!(codes(s), [230]);
+            assert_eq!(s.rate_limit(), chosen, "the stricter of the user's own {own:?} and the per-session one");
+        }
     }
 
     #[test]

@@ -59,6 +59,10 @@ impl Drop for TempRoot {
 /// failing, checks that the loop ended cleanly.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The implicit FTPS listener, when the config asked for one.
+    pub implicit_tls: Option<SocketAddr>,
+    /// Where the metrics are served, when the config asked for them (`cfg.metrics`).
+    pub metrics: Option<SocketAddr>,
     pub root: TempRoot,
     /// Holds the users file of `with_users` for as long as the server runs.
     users: Option<TempRoot>,
@@ -81,10 +85,10 @@ impl TestServer {
         adjust(&mut config);
         let _ = env_logger::builder().is_test(true).try_init();
         let mut server = Server::bind(&config).expect("bind test server");
-        let addr = server.local_addr();
+        let (addr, implicit_tls, metrics) = (server.local_addr(), server.implicit_tls_addr(), server.metrics_addr());
         let handle = server.handle();
         let thread = std::thread::spawn(move || server.run());
-        TestServer { addr, root, users: None, handle, thread: Some(thread) }
+        TestServer { addr, implicit_tls, metrics, root, users: None, handle, thread: Some(thread) }
     }
 
     /// A server with users `alice` (read-write) and `bob` (read-only), both with password `pw`,

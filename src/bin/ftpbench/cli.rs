@@ -2,6 +2,7 @@
 //! Parsing only; nothing here connects anywhere.
 
 use clap::{Args, Parser, Subcommand};
+use mioftpd::units::parse_size;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -110,35 +111,9 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("expected a non-negative number of seconds, got {text:?}"))
 }
 
-/// A byte count with an optional binary suffix: `4096`, `64K`, `256MiB`, `1G`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, suffix) = text.split_at(digits);
-    let number: u64 = number.parse().map_err(|_| format!("expected a size such as 256MiB, got {text:?}"))?;
-    let shift = match suffix.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kib" => 10,
-        "m" | "mib" => 20,
-        "g" | "gib" => 30,
-        _ => return Err(format!("unknown size suffix {suffix:?} (use K, M, G, KiB, MiB or GiB)")),
-    };
-    number.checked_mul(1 << shift).ok_or_else(|| format!("size too large: {text:?}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64K"), Ok(65536));
-        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        for bad in ["", "MiB", "1TB", "-1", "1.5M", "99999999999999GiB"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn flags_before_or_after_the_scenario() {
