@@ -14,6 +14,8 @@ pub const CHUNK: usize = 64 * 1024;
 pub enum ReadStop {
     /// The buffer has no free space left: drain it before reading more.
     Full,
+    /// The `max` bytes asked for were read; the source may have more.
+    Limit,
     /// The source has no more to give now; mio will tell us when that changes.
     WouldBlock,
     /// The peer closed its sending side (read returned 0).
@@ -27,6 +29,8 @@ pub enum ReadStop {
 pub enum WriteStop {
     /// Everything buffered was written.
     Empty,
+    /// The `max` bytes asked for were written; more are buffered and the destination may take them.
+    Limit,
     /// The destination can take no more now; mio will tell us when that changes.
     WouldBlock,
     /// A real error: the connection is unusable.
@@ -102,15 +106,20 @@ impl Buffer {
         self.end = (self.end + n).min(self.bytes.len());
     }
 
-    /// Reads from `src` until the buffer is full, `src` would block, or it ends.
-    pub fn read_from(&mut self, src: &mut impl Read) -> (usize, ReadStop) {
+    /// Reads from `src` until the buffer is full, `max` bytes were read, `src` would block,
+    /// or it ends.
+    pub fn read_from(&mut self, src: &mut impl Read, max: usize) -> (usize, ReadStop) {
         let mut total = 0;
         loop {
             let space = self.space();
             if space.is_empty() {
                 return (total, ReadStop::Full);
             }
-            match src.read(space) {
+            if total >= max {
+                return (total, ReadStop::Limit);
+            }
+            let room = space.len().min(max - total);
+            match src.read(&mut space[..room]) {
                 Ok(0) => return (total, ReadStop::Eof),
                 Ok(n) => {
                     self.fill(n);
@@ -124,15 +133,20 @@ impl Buffer {
         }
     }
 
-    /// Writes to `dst` until the buffer is empty or `dst` would block. A zero-length write
-    /// means the peer can take nothing more, which we treat as the connection being gone.
-    pub fn write_to(&mut self, dst: &mut impl Write) -> (usize, WriteStop) {
+    /// Writes to `dst` until the buffer is empty, `max` bytes were written, or `dst` would
+    /// block. A zero-length write means the peer can take nothing more, which we treat as the
+    /// connection being gone.
+    pub fn write_to(&mut self, dst: &mut impl Write, max: usize) -> (usize, WriteStop) {
         let mut total = 0;
         loop {
             if self.is_empty() {
                 return (total, WriteStop::Empty);
             }
-            match dst.write(self.data()) {
+            if total >= max {
+                return (total, WriteStop::Limit);
+            }
+            let n = self.len().min(max - total);
+            match dst.write(&self.data()[..n]) {
                 Ok(0) => return (total, WriteStop::Error(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     self.consume(n);
@@ -175,11 +189,11 @@ mod tests {
     fn read_stops_when_full_and_reports_eof() {
         let mut buf = Buffer::with_capacity(4);
         let mut src: &[u8] = b"abcdef";
-        let (n, stop) = buf.read_from(&mut src);
+        let (n, stop) = buf.read_from(&mut src, usize::MAX);
         assert_eq!((n, buf.data()), (4, &b"abcd"[..]));
         assert!(matches!(stop, ReadStop::Full));
         buf.consume(4);
-        let (n, stop) = buf.read_from(&mut src);
+        let (n, stop) = buf.read_from(&mut src, usize::MAX);
         assert_eq!(n, 2);
         assert!(matches!(stop, ReadStop::Eof));
         assert_eq!(buf.data(), b"ef");
@@ -191,13 +205,29 @@ mod tests {
         buf.space()[..6].copy_from_slice(b"abcdef");
         buf.fill(6);
         let mut dst = Trickle { taken: Vec::new(), per_call: 2, limit: 5 };
-        let (n, stop) = buf.write_to(&mut dst);
+        let (n, stop) = buf.write_to(&mut dst, usize::MAX);
         assert_eq!(n, 5);
         assert!(matches!(stop, WriteStop::WouldBlock));
         assert_eq!(buf.data(), b"f");
         dst.limit = 100;
-        let (n, stop) = buf.write_to(&mut dst);
+        let (n, stop) = buf.write_to(&mut dst, usize::MAX);
         assert_eq!((n, dst.taken.as_slice()), (1, &b"abcdef"[..]));
+        assert!(matches!(stop, WriteStop::Empty));
+    }
+
+    #[test]
+    fn reads_and_writes_stop_at_the_limit_asked_for() {
+        let mut buf = Buffer::with_capacity(8);
+        let mut src: &[u8] = b"abcdef";
+        let (n, stop) = buf.read_from(&mut src, 3);
+        assert_eq!((n, buf.data()), (3, &b"abc"[..]));
+        assert!(matches!(stop, ReadStop::Limit));
+        let mut dst = Trickle { taken: Vec::new(), per_call: 100, limit: 100 };
+        let (n, stop) = buf.write_to(&mut dst, 2);
+        assert_eq!((n, dst.taken.as_slice(), buf.data()), (2, &b"ab"[..], &b"c"[..]));
+        assert!(matches!(stop, WriteStop::Limit));
+        let (n, stop) = buf.write_to(&mut dst, 2);
+        assert_eq!(n, 1);
         assert!(matches!(stop, WriteStop::Empty));
     }
 

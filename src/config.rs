@@ -148,6 +148,21 @@ pub struct Config {
     /// v2) from a load balancer, naming the real client; connections without one are closed.
     #[arg(long)]
     pub proxy_protocol: bool,
+    /// Bytes per second all data connections together may move, e.g. `10M` (suffixes k, M, G
+    /// are powers of 1024).
+    #[arg(long, value_name = "BYTES_PER_S", value_parser = crate::units::parse_rate)]
+    pub max_rate: Option<u64>,
+    /// Bytes per second one session's data connections may move, e.g. `1M`; a user's own
+    /// rate in the users file, if lower, wins.
+    #[arg(long, value_name = "BYTES_PER_S", value_parser = crate::units::parse_rate)]
+    pub max_rate_per_session: Option<u64>,
+    /// After each completed upload, run this program (split at whitespace into program and
+    /// arguments, no shell), with the file's path on disk as the last argument.
+    #[arg(long, value_name = "CMD")]
+    pub on_upload: Option<String>,
+    /// Most `--on-upload` commands running at once; later ones wait in order.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_at_least_one)]
+    pub on_upload_max: usize,
 }
 
 impl Config {
@@ -180,6 +195,10 @@ impl Config {
             metrics: None,
             workers: 1,
             proxy_protocol: false,
+            max_rate: None,
+            max_rate_per_session: None,
+            on_upload: None,
+            on_upload_max: 4,
         }
     }
 
@@ -209,6 +228,13 @@ fn parse_workers(text: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) | Err(_) => Err("expected a whole number of at least 1".into()),
+        Ok(n) => Ok(n),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +246,29 @@ mod tests {
         for bad in ["", "5", "9-1", "0-5", "a-b", "1-70000"] {
             assert!(parse_port_range(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn limit_and_hook_options() {
+        let cli = Cli::try_parse_from(["mioftpd"]).unwrap();
+        assert_eq!((cli.config.max_rate, cli.config.on_upload_max), (None, 4));
+        let cli = Cli::try_parse_from([
+            "mioftpd",
+            "--max-rate",
+            "10M",
+            "--max-rate-per-session",
+            "1M",
+            "--on-upload",
+            "/usr/local/bin/scan --quick",
+            "--on-upload-max",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!((cli.config.max_rate, cli.config.max_rate_per_session), (Some(10 << 20), Some(1 << 20)));
+        assert_eq!(cli.config.on_upload.as_deref(), Some("/usr/local/bin/scan --quick"));
+        assert_eq!(cli.config.on_upload_max, 2);
+        assert!(Cli::try_parse_from(["mioftpd", "--on-upload-max", "0"]).is_err());
+        assert!(Cli::try_parse_from(["mioftpd", "--max-rate", "fast"]).is_err());
     }
 
     #[test]

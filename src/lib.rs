@@ -15,6 +15,7 @@
 //!   cache that spares it repeated logins.
 //! - `tls`: FTPS certificates and the rule binding data connections to their session;
 //!   `conn::transport` runs rustls on the loop's sockets.
+//! - `throttle`: token buckets for the bandwidth limits; `upload_hook`: `--on-upload` children.
 //! - `config`: command-line options; `privileges`: `--run-as`.
 //! - `metrics`, `xferlog`: what the loop counts (served by `conn::metrics`) and the transfer log.
 //! - `workers`: `--workers N`, N loops on one port; `session_limits`: the session counts they share.
@@ -34,9 +35,11 @@ pub mod privileges;
 pub mod proxy_protocol;
 pub mod server;
 pub mod session_limits;
+pub mod throttle;
 pub mod timer;
 pub mod tls;
 pub mod units;
+pub mod upload_hook;
 pub mod verifier;
 pub mod workers;
 pub mod xferlog;

@@ -9,7 +9,10 @@
 //! how (`Session::finished`).
 //!
 //! Readiness is edge-triggered: every slot drains its socket until `WouldBlock`, or returns
-//! `Outcome::Again` to be re-run next turn (the only readiness we keep ourselves).
+//! `Outcome::Again` to be re-run next turn (the only readiness we keep ourselves). A data slot
+//! under a rate limit that runs out of tokens is the one exception: it is not run again until
+//! a timer says its tokens are there (`rate_wakeups`), and then it is run whether or not an
+//! event came meanwhile, since it may have left its socket ready without using it.
 //!
 //! Watching: the loop owns the `Metrics` (counted as things happen, plus the time each turn
 //! works) and the transfer log; sessions report logins and ended transfers as `SessionEvent`s,
@@ -24,19 +27,22 @@
 use crate::auth::Users;
 use crate::buffer::{interrupted, would_block};
 use crate::config::Config;
+use crate::conn::data::TURN_BUDGET;
 use crate::conn::transport::Transport;
 use crate::conn::{AwaitingHeader, Conn, Control, Data, MetricsListener, Outcome, Passive, Purpose, Scrape, Timeouts};
 use crate::credential_cache::CredentialCache;
 use crate::fs::Root;
 use crate::fs::transfer::{Job, TransferError};
-use crate::ftp::event::SessionEvent;
+use crate::ftp::event::{Completion, Direction, SessionEvent, TransferRecord};
 use crate::ftp::session::Target;
 use crate::ftp::{Effect, Session, Settings};
 use crate::metrics::{Gauges, Metrics};
 use crate::privileges;
 use crate::session_limits::SessionLimits;
+use crate::throttle::{Bucket, Buckets, Grant};
 use crate::timer::{self, Timers};
 use crate::tls::{Binding, Tls};
+use crate::upload_hook::{Upload, UploadHooks};
 use crate::verifier::{Request, Verdict, Verifier};
 use crate::xferlog::Xferlog;
 use log::{debug, info, trace, warn};
@@ -57,6 +63,7 @@ const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const IMPLICIT_TLS_LISTENER: Token = Token(usize::MAX - 3);
+const CHILDREN: Token = Token(usize::MAX - 4);
 
 /// Pending connections the kernel may queue before we accept them. Large, because a storm of
 /// connects that overflows the backlog leaves clients waiting for a greeting that never comes.
@@ -110,6 +117,13 @@ pub struct Server {
     /// Where `--metrics` is served (its listener is a slot of `conns`).
     metrics_addr: Option<SocketAddr>,
     xferlog: Option<Xferlog>,
+    /// `--max-rate`: the bucket every data connection draws from.
+    global_rate: Option<Bucket>,
+    /// Throttled data slots waiting for tokens, each due when its reservation is paid for.
+    rate_wakeups: Timers<Token>,
+    /// `--on-upload`, and the SIGCHLD notifications that tell it a hook exited.
+    upload_hooks: Option<UploadHooks>,
+    children: Option<Signals>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -210,6 +224,7 @@ impl Server {
             zero_copy: !config.no_zero_copy,
             tls: tls.is_some(),
             require_tls: config.require_tls,
+            max_rate_per_session: config.max_rate_per_session,
         };
         let shared = Shared {
             settings: Arc::new(settings),
@@ -256,6 +271,16 @@ impl Server {
         let pasv_ports = config.pasv_ports.clone().unwrap_or_else(ephemeral_ports);
         let cache = CredentialCache::new(Duration::from_secs(config.credential_cache_secs))?;
         let verifier = Verifier::spawn(shared.users.clone(), cache, waker.clone())?;
+        let upload_hooks =
+            config.on_upload.as_deref().map(|cmd| UploadHooks::new(cmd, config.on_upload_max)).transpose()?;
+        let children = match upload_hooks {
+            Some(_) => {
+                let mut children = Signals::new([libc::SIGCHLD])?;
+                poll.registry().register(&mut children, CHILDREN, Interest::READABLE)?;
+                Some(children)
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
@@ -293,6 +318,13 @@ impl Server {
             metrics: Metrics::default(),
             metrics_addr,
             xferlog,
+            // Loops share nothing, so each gets an equal part of the global rate.
+            global_rate: config
+                .max_rate
+                .map(|rate| Bucket::new((rate / worker.count as u64).max(1), TURN_BUDGET as u64, Instant::now())),
+            rate_wakeups: Timers::default(),
+            upload_hooks,
+            children,
         })
     }
 
@@ -359,6 +391,11 @@ impl Server {
         for key in open {
             self.close(Token(key));
         }
+        if let Some((running, queued)) = self.upload_hooks.as_ref().map(UploadHooks::pending)
+            && running + queued > 0
+        {
+            warn!("stopping with {running} upload hooks still running (left to finish) and {queued} not started");
+        }
         info!("stopped");
         Ok(())
     }
@@ -369,6 +406,7 @@ impl Server {
         let now = Instant::now();
         let timers = timer::earliest(self.deadlines.next_timeout(now), self.delayed_verdicts.next_timeout(now));
         let timers = timer::earliest(timers, self.draining.map(|end| end.saturating_duration_since(now)));
+        let timers = timer::earliest(timers, self.rate_wakeups.next_timeout(now));
         let timeout = if self.again.is_empty() { timer::earliest(timeout, timers) } else { Some(Duration::ZERO) };
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         let polled = self.poll.poll(&mut events, timeout);
@@ -393,6 +431,7 @@ impl Server {
                         IMPLICIT_TLS_LISTENER => self.accept_all(true),
                         WAKER => self.collect_verdicts(),
                         SIGNALS => self.take_signals(),
+                        CHILDREN => self.reap_upload_hooks(),
                         token => {
                             if (event.is_readable() || event.is_read_closed() || event.is_error())
                                 && let Some(conn) = self.conns.get_mut(token.0)
@@ -630,6 +669,9 @@ impl Server {
     }
 
     fn ready(&mut self, token: Token) {
+        let Some(bytes_before) = self.grant_tokens(token) else {
+            return; // a throttled data slot waiting for its tokens: its timer will run it
+        };
         // The slot may have been closed earlier this turn: the event is stale, ignore it.
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
@@ -646,8 +688,89 @@ impl Server {
             let data = self.control(token).and_then(|c| c.data);
             self.observe(events, data);
         }
+        let outcome = match bytes_before {
+            Some(bytes_before) => self.charge_tokens(token, bytes_before, outcome),
+            None => outcome,
+        };
         self.route(token, outcome);
         self.rearm_if_sooner(token);
+    }
+
+    /// The rate limits over data slot `token` (`None` if it is not a data slot, or none applies).
+    /// The session's bucket is made here, lazily, to match the limit its login chose.
+    fn limits(&mut self, token: Token) -> Option<(&mut Data, Buckets<'_>)> {
+        let owner = self.conns.get(token.0).and_then(Conn::owner)?;
+        let (Conn::Data(data), Conn::Control(control)) = self.conns.get2_mut(token.0, owner.0)? else {
+            return None;
+        };
+        let rate = control.session.rate_limit();
+        if control.bucket.as_ref().map(Bucket::rate) != rate {
+            control.bucket = rate.map(|rate| Bucket::new(rate, TURN_BUDGET as u64, Instant::now()));
+        }
+        if self.global_rate.is_none() && control.bucket.is_none() {
+            return None;
+        }
+        Some((data, Buckets { global: self.global_rate.as_mut(), session: control.bucket.as_mut() }))
+    }
+
+    /// Before a slot's turn: `None` if it must not run now (a transfer out of tokens);
+    /// otherwise `Some(bytes moved so far)` for a throttled transfer, whose turn is capped at
+    /// the tokens it may spend, and `Some(None)` for everything else.
+    fn grant_tokens(&mut self, token: Token) -> Option<Option<u64>> {
+        let Some((data, mut limits)) = self.limits(token).filter(|(data, _)| data.has_job()) else {
+            return Some(None);
+        };
+        match limits.grant(&mut data.credit, TURN_BUDGET, Instant::now()) {
+            Grant::Bytes(n) => {
+                data.turn_budget = n;
+                Some(Some(data.bytes()))
+            }
+            Grant::SleepUntil(at) => {
+                self.rate_wakeups.schedule(at, token);
+                None
+            }
+            Grant::Asleep => None,
+        }
+    }
+
+    /// After a throttled slot's turn: pays for the bytes it moved, and one that stopped only
+    /// for lack of tokens sleeps on a timer instead of being re-run at once.
+    fn charge_tokens(&mut self, token: Token, bytes_before: u64, outcome: Outcome) -> Outcome {
+        let Some((data, mut limits)) = self.limits(token) else { return outcome };
+        let moved = data.bytes() - bytes_before;
+        limits.charge(&mut data.credit, moved);
+        if !matches!(outcome, Outcome::Again) {
+            return outcome;
+        }
+        match limits.grant(&mut data.credit, TURN_BUDGET, Instant::now()) {
+            Grant::Bytes(_) => Outcome::Again,
+            Grant::SleepUntil(at) => {
+                self.rate_wakeups.schedule(at, token);
+                Outcome::Wait
+            }
+            Grant::Asleep => Outcome::Wait,
+        }
+    }
+
+    /// Runs the throttled data slots whose reserved tokens are now paid for. An entry for a
+    /// slot that has since run, closed or been replaced no longer matches its slot's
+    /// reservation and is dropped.
+    fn wake_throttled(&mut self, now: Instant) {
+        for (at, token) in self.rate_wakeups.expired(now) {
+            if matches!(self.conns.get(token.0), Some(Conn::Data(data)) if data.credit.due() == Some(at)) {
+                self.ready(token);
+            }
+        }
+    }
+
+    /// SIGCHLD: some child exited; the hooks find out which without waiting.
+    fn reap_upload_hooks(&mut self) {
+        if let Some(children) = self.children.as_mut() {
+            children.pending().for_each(drop);
+        }
+        if let Some(hooks) = self.upload_hooks.as_mut() {
+            hooks.reap();
+        }
     }
 
     /// Deadlines usually move later (activity), which the lazy check handles; a deadline that
@@ -860,6 +983,7 @@ impl Server {
         for (_, verdict) in self.delayed_verdicts.expired(now) {
             self.deliver_verdict(verdict);
         }
+        self.wake_throttled(now);
         for (at, token) in self.deadlines.expired(now) {
             if token == LISTENER || token == IMPLICIT_TLS_LISTENER {
                 self.accept_all(token == IMPLICIT_TLS_LISTENER);
@@ -994,12 +1118,22 @@ impl Server {
     }
 
     fn tell_finished(&mut self, control: Token, result: Result<u64, TransferError>) {
-        if let Some(c) = self.control(control) {
-            c.session.finished(result);
-            let (events, data) = (c.session.take_events(), c.data);
-            self.again.push(control);
-            self.observe(events, data);
+        let Some(Conn::Control(c)) = self.conns.get_mut(control.0) else { return };
+        c.session.finished(result);
+        let (events, data) = (c.session.take_events(), c.data);
+        if let Some(hooks) = self.upload_hooks.as_mut() {
+            for record in events.iter().filter_map(completed_upload) {
+                hooks.submit(Upload {
+                    session_id: c.session.id,
+                    user: record.user.clone(),
+                    path: record.path.clone(),
+                    real_path: c.session.root().real_path(&record.path),
+                    bytes: record.bytes.unwrap_or(0),
+                });
+            }
         }
+        self.again.push(control);
+        self.observe(events, data);
     }
 
     fn close_data_of(&mut self, control: Token) {
@@ -1039,6 +1173,18 @@ impl Server {
         if let Some(c) = self.control(owner).filter(|c| c.data == Some(data)) {
             c.data = None;
         }
+    }
+}
+
+/// An upload that got its `226`: what `--on-upload` runs for.
+fn completed_upload(event: &SessionEvent) -> Option<&TransferRecord> {
+    match event {
+        SessionEvent::TransferEnded(record)
+            if record.direction == Direction::In && record.completion == Completion::Complete =>
+        {
+            Some(record)
+        }
+        _ => None,
     }
 }
 

@@ -105,28 +105,6 @@ fn startup_errors_are_clear() {
     assert!(!ok && err.contains("--pasv-ports"), "{err}");
 }
 
-/// Starts the binary on an ephemeral port and returns it with the address it logged.
-fn spawn_server(
-    args: &[&str],
-) -> (std::process::Child, std::net::SocketAddr, std::io::BufReader<std::process::ChildStderr>) {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mioftpd"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains(" on 127.0.0.1:") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited before listening");
-    }
-    let addr = line.split(" on ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
-    (child, addr, stderr)
-}
-
 #[test]
 fn sigterm_lets_running_transfers_finish_and_closes_idle_sessions() {
     use std::io::Read;

@@ -121,6 +121,29 @@ fn curl_lists_downloads_and_uploads_over_explicit_and_implicit_tls() {
 }
 
 #[test]
+fn the_session_rate_limit_holds_over_tls() {
+    if !require("curl") {
+        return;
+    }
+    let (server, _cert) = ftps_server("tls-rate", |cfg| cfg.max_rate_per_session = Some(1 << 20));
+    let content = random_bytes(3 << 20, 8);
+    server.root.write("big.bin", &content);
+    let work = TempRoot::new("tls-rate-work");
+    work.write("up.bin", &content);
+    for (args, what) in [(["-o", "down.bin"], "download"), (["-T", "up.bin"], "upload")] {
+        let target = server.url(if what == "download" { "/big.bin" } else { "/up.bin" });
+        let started = std::time::Instant::now();
+        let (ok, _, stderr) =
+            run("curl", &["-sS", "--ssl-reqd", "-k", "--user", "alice:pw", args[0], args[1], &target], b"", &work.path);
+        let rate = content.len() as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64();
+        assert!(ok, "curl {what}: {stderr}");
+        eprintln!("FTPS {what} at --max-rate-per-session 1M: {rate:.3} MiB/s");
+        assert!((0.8..=1.2).contains(&rate), "FTPS {what}: {rate:.3} MiB/s is not within 0.8-1.2 MiB/s");
+    }
+    assert!(work.read("down.bin") == content && server.root.read("up.bin") == content);
+}
+
+#[test]
 fn lftp_with_forced_tls_lists_gets_and_puts() {
     if !require("lftp") {
         return;

@@ -59,7 +59,7 @@ fn world() -> &'static World {
     WORLD.get_or_init(|| {
         let dir = served_tree().expect("cannot build the served tree");
         let settings = |pasv_address| {
-            Arc::new(Settings { root: Root::new(&dir).unwrap(), anonymous: true, pasv_address, max_login_failures: 3, zero_copy: true, tls: true, require_tls: false })
+            Arc::new(Settings { root: Root::new(&dir).unwrap(), anonymous: true, pasv_address, max_login_failures: 3, zero_copy: true, tls: true, require_tls: false, max_rate_per_session: None })
         };
         let v4 = settings(None);
         let v6 = settings(Some("203.0.113.7".parse().unwrap()));

@@ -8,6 +8,7 @@ use crate::buffer::{interrupted, would_block};
 use crate::ftp::command::{loggable, parse};
 use crate::ftp::line::{Line, LineReader};
 use crate::ftp::{Code, Command, Effect, Reply, Session};
+use crate::throttle::Bucket;
 use log::{debug, trace, warn};
 use mio::Token;
 use rustls::ServerConnection;
@@ -23,6 +24,9 @@ pub struct Control {
     pub session: Session,
     /// The session's data slot (passive listener or data connection), if any.
     pub data: Option<Token>,
+    /// The session's rate limit, kept across its transfers so that many small files do not
+    /// each start with a full bucket; made by the loop to match `Session::rate_limit`.
+    pub bucket: Option<Bucket>,
     input: LineReader,
     /// Encoded replies; `output[written..]` is still to be sent.
     output: Vec<u8>,
@@ -50,6 +54,7 @@ impl Control {
             transport,
             session,
             data: None,
+            bucket: None,
             input: LineReader::new(),
             output: Vec::new(),
             written: 0,

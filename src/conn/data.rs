@@ -12,13 +12,16 @@
 //!
 //! Sending reads the next file chunk only when the buffer has been fully written to the socket;
 //! receiving writes each chunk to the file as it arrives. Each `ready` call moves at most
-//! `TURN_BUDGET` bytes and then asks to be called again, so one fast transfer cannot starve the
-//! other clients of a single-threaded loop.
+//! `turn_budget` bytes (`TURN_BUDGET`, or less under a rate limit) and then asks to be called
+//! again, so one fast transfer cannot starve the other clients of a single-threaded loop. The
+//! loop sets the budget from `throttle` before each turn; a connection out of tokens is not run
+//! at all until its timer, which is why it keeps its `credit` here.
 
 use super::Outcome;
 use super::transport::Transport;
 use crate::buffer::{Buffer, CHUNK, ReadStop, WriteStop};
 use crate::fs::transfer::{Job, Sink, Source, TransferError};
+use crate::throttle::Credit;
 use crate::tls::Binding;
 use log::{debug, trace, warn};
 use mio::Token;
@@ -57,6 +60,10 @@ pub struct Data {
     bytes: u64,
     /// When bytes last moved (or the connection began): the stall timeout counts from here.
     pub last_progress: Instant,
+    /// Bytes the next `ready` call may move; set by the loop under a rate limit.
+    pub turn_budget: usize,
+    /// Tokens this connection reserved while it waited for them (see `throttle`).
+    pub credit: Credit,
 }
 
 impl Data {
@@ -72,6 +79,8 @@ impl Data {
             pipe: None,
             bytes: 0,
             last_progress: Instant::now(),
+            turn_budget: TURN_BUDGET,
+            credit: Credit::default(),
         }
     }
 
@@ -93,6 +102,8 @@ impl Data {
             pipe: None,
             bytes: 0,
             last_progress: Instant::now(),
+            turn_budget: TURN_BUDGET,
+            credit: Credit::default(),
         };
         if let Some(job) = job {
             data.start(job);
@@ -107,6 +118,11 @@ impl Data {
 
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
+    }
+
+    /// Whether a transfer is connecting or under way: what rate limits apply to.
+    pub fn has_job(&self) -> bool {
+        matches!(self.state, State::Connecting(_) | State::Sending(_) | State::Receiving(_))
     }
 
     pub fn state_name(&self) -> &'static str {
@@ -251,16 +267,16 @@ impl Data {
                     Err(e) => return Outcome::Finished(Err(TransferError::Local(e))),
                 }
             }
-            let (n, stop) = buf.write_to(&mut self.transport);
+            let (n, stop) = buf.write_to(&mut self.transport, self.turn_budget - moved);
             self.bytes += n as u64;
             moved += n;
             if n > 0 {
                 self.last_progress = Instant::now();
             }
             match stop {
-                WriteStop::Empty if moved < TURN_BUDGET => continue,
+                WriteStop::Empty if moved < self.turn_budget => continue,
                 // Budget spent with the socket still writable: no edge will come, so ask to be re-run.
-                WriteStop::Empty => {
+                WriteStop::Empty | WriteStop::Limit => {
                     self.state = State::Sending(source);
                     return Outcome::Again;
                 }
@@ -278,7 +294,7 @@ impl Data {
     fn send_zero_copy(&mut self, file: File, mut left: u64) -> Outcome {
         let mut moved = 0;
         loop {
-            let want = (TURN_BUDGET - moved).min(usize::try_from(left).unwrap_or(usize::MAX));
+            let want = (self.turn_budget - moved).min(usize::try_from(left).unwrap_or(usize::MAX));
             let sent = if want == 0 { Ok(0) } else { rustix::fs::sendfile(&self.transport.tcp, &file, None, want) };
             match sent {
                 Ok(0) => return self.finish(),
@@ -287,7 +303,7 @@ impl Data {
                     left -= n as u64;
                     moved += n;
                     self.last_progress = Instant::now();
-                    if moved >= TURN_BUDGET && left > 0 {
+                    if moved >= self.turn_budget && left > 0 {
                         self.state = State::Sending(Source::ZeroCopy { file, left });
                         return Outcome::Again;
                     }
@@ -329,7 +345,7 @@ impl Data {
         let mut moved = 0;
         loop {
             let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
-            match rustix::pipe::splice(&self.transport.tcp, None, &pipe.input, None, TURN_BUDGET - moved, flags) {
+            match rustix::pipe::splice(&self.transport.tcp, None, &pipe.input, None, self.turn_budget - moved, flags) {
                 Ok(0) => return self.complete_upload(sink),
                 Ok(n) => {
                     if let Err(e) = pipe.drain_into(file, n) {
@@ -338,7 +354,7 @@ impl Data {
                     self.bytes += n as u64;
                     moved += n;
                     self.last_progress = Instant::now();
-                    if moved >= TURN_BUDGET {
+                    if moved >= self.turn_budget {
                         self.state = State::Receiving(sink);
                         return Outcome::Again;
                     }
@@ -360,7 +376,7 @@ impl Data {
         };
         let mut moved = 0;
         loop {
-            let (n, stop) = buf.read_from(&mut self.transport);
+            let (n, stop) = buf.read_from(&mut self.transport, self.turn_budget - moved);
             self.bytes += n as u64;
             moved += n;
             if n > 0 {
@@ -373,8 +389,8 @@ impl Data {
                 buf.clear();
             }
             match stop {
-                ReadStop::Full if moved < TURN_BUDGET => continue,
-                ReadStop::Full => {
+                ReadStop::Full if moved < self.turn_budget => continue,
+                ReadStop::Full | ReadStop::Limit => {
                     self.state = State::Receiving(sink);
                     return Outcome::Again;
                 }

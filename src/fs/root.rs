@@ -17,7 +17,7 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A normalized client-side path: starts with `/`, has no `.`/`..`/empty components and no
@@ -101,6 +101,13 @@ impl Root {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where `path` is on disk, as a path string, for programs outside the server (the upload
+    /// hook). Never used to open anything here: the string is only as good as the tree at the
+    /// moment it is built, which is right after an upload landed under that very name.
+    pub fn real_path(&self, path: &VPath) -> PathBuf {
+        self.dir.join(std::ffi::OsStr::from_bytes(&path.as_bytes()[1..]))
     }
 
     /// A user's home as a root of its own: an absolute `home` is served instead of this root; a
@@ -315,6 +322,14 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.top);
         }
+    }
+
+    #[test]
+    fn real_paths_are_under_the_served_directory() {
+        let t = Tree::new("real");
+        assert_eq!(t.root.real_path(&v("/inside/ok")), t.top.canonicalize().unwrap().join("served/inside/ok"));
+        assert_eq!(std::fs::read(t.root.real_path(&v("/inside/ok"))).unwrap(), b"ok");
+        assert_eq!(t.root.real_path(&VPath::root()), t.root.dir());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::auth::{self, Account};
 use crate::fs::listing::{self, Facts, Format, Listing};
 use crate::fs::transfer::{Job, Sink, Source, TransferError};
 use crate::fs::{Entry, Root, VPath};
+use crate::throttle;
 use log::{error, info, warn};
 use std::fs;
 use std::io::{self, Seek, SeekFrom};
@@ -42,6 +43,8 @@ pub struct Settings {
     pub max_login_failures: u32,
     /// Binary transfers move inside the kernel (`sendfile`, `splice`) instead of through our buffer.
     pub zero_copy: bool,
+    /// Bytes per second each session's transfers may move (`--max-rate-per-session`).
+    pub max_rate_per_session: Option<u64>,
     /// Whether `AUTH TLS` is offered (a certificate is configured).
     pub tls: bool,
     /// No login before `AUTH TLS`, and no transfer in clear (`PROT C`).
@@ -139,6 +142,8 @@ pub struct Session {
     login_failures: u32,
     quitting: bool,
     outbox: Vec<Reply>,
+    /// Bytes per second this session's transfers may move; chosen at login.
+    rate_limit: Option<u64>,
     /// The control connection is TLS (after `AUTH TLS`, or from the start on the implicit port).
     control_tls: bool,
     /// `PBSZ` was sent, as RFC 2228 requires before `PROT`.
@@ -170,6 +175,7 @@ impl Session {
             login_failures: 0,
             quitting: false,
             outbox: Vec::new(),
+            rate_limit: None,
             control_tls: false,
             pbsz: false,
             protection: Protection::Clear,
@@ -192,6 +198,17 @@ impl Session {
     /// After `QUIT`: the connection closes once the outbox is flushed.
     pub fn is_quitting(&self) -> bool {
         self.quitting
+    }
+
+    /// Bytes per second this session's transfers may move (`None`: no limit of its own; the
+    /// global limit still applies).
+    pub fn rate_limit(&self) -> Option<u64> {
+        self.rate_limit
+    }
+
+    /// The tree this session serves: the root, or the logged-in user's home.
+    pub fn root(&self) -> &Root {
+        &self.root
     }
 
     pub fn user(&self) -> Option<&str> {
@@ -503,6 +520,7 @@ impl Session {
                 info!("[#{}] login {} from {} ({access}{home}{tls})", self.id, account.name, self.peer.ip());
                 self.reply(Code::LoggedIn, "Login successful.");
                 self.root = root;
+                self.rate_limit = throttle::stricter(self.settings.max_rate_per_session, account.max_rate);
                 self.login = Login::LoggedIn(account);
                 self.events.push(SessionEvent::LoggedIn);
             }
@@ -803,6 +821,7 @@ impl Session {
             info!("[#{}] {user} logged out (REIN)", self.id);
         }
         self.login = Login::AwaitingUser;
+        self.rate_limit = None;
         self.root = self.settings.root.clone();
         self.cwd = VPath::root();
         self.repr = Repr::Binary;
@@ -985,6 +1004,7 @@ mod tests {
             pasv_address: None,
             max_login_failures: 3,
             zero_copy: true,
+            max_rate_per_session: Some(1 << 20),
             tls: false,
             require_tls: false,
         };
@@ -1339,6 +1359,25 @@ mod tests {
         assert_eq!(r.completion, Completion::Aborted);
         s.connection_lost();
         assert!(transfer_events(s).is_empty(), "only a running transfer is cut off");
+    }
+
+    #[test]
+    fn the_session_rate_limit_is_chosen_at_login() {
+        let mut f = fixture("rate", true);
+        let s = &mut f.session;
+        assert_eq!(s.rate_limit(), None);
+        login_anonymous(s);
+        assert_eq!(s.rate_limit(), Some(1 << 20), "the per-session setting");
+        assert_eq!(code_of(s, "REIN"), [220]);
+        assert_eq!(s.rate_limit(), None);
+        for (own, chosen) in [(Some(1000), Some(1000)), (Some(1 << 30), Some(1 << 20)), (None, Some(1 << 20))] {
+            code_of(s, "REIN");
+            code_of(s, "USER carol");
+            send(s, "PASS pw");
+            s.verified(Some(Account { name: "carol".into(), max_rate: own, ..Account::default() }));
+            assert_eq!(codes(s), [230]);
+            assert_eq!(s.rate_limit(), chosen, "the stricter of the user's own {own:?} and the per-session one");
+        }
     }
 
     #[test]

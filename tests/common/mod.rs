@@ -313,6 +313,37 @@ pub fn read_until_closed(addr: SocketAddr, preamble: &[u8]) -> String {
     String::from_utf8_lossy(&reply).into_owned()
 }
 
+/// Starts the binary on an ephemeral port and returns it with the address it logged.
+pub fn spawn_server(
+    args: &[&str],
+) -> (std::process::Child, std::net::SocketAddr, std::io::BufReader<std::process::ChildStderr>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mioftpd"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains(" on 127.0.0.1:") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited before listening");
+    }
+    let addr = line.split(" on ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    (child, addr, stderr)
+}
+
+/// Polls `condition` until it holds; fails the test after `PATIENCE`.
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Whether an external client program is installed. When it is not, the test prints a SKIP
 /// line and returns early — except under `CI=true`, where a missing client is a failure.
 pub fn require(program: &str) -> bool {
