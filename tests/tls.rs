@@ -260,3 +260,17 @@ fn ftps_with_two_workers_keeps_each_sessions_data_on_its_worker() {
         assert!(out.contains("roundtrip 2 True"), "{out}");
     }
 }
+
+#[test]
+fn behind_a_proxy_the_implicit_port_reads_the_header_then_starts_tls() {
+    if !require("python3") {
+        return;
+    }
+    let (server, _cert) = ftps_server("tls-proxied", |cfg| {
+        cfg.proxy_protocol = true;
+        cfg.implicit_tls = Some("127.0.0.1:0".parse().unwrap());
+    });
+    let out = python("proxied-implicit", server.implicit_tls.unwrap().port(), &server.root.path);
+    assert!(out.contains("greeting 220"), "{out}");
+    assert!(out.contains("client True"), "the session does not know the client from the header: {out}");
+}

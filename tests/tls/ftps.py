@@ -98,6 +98,18 @@ def inject(port):
     print("pass", tls.makefile("rb").readline().decode().strip()[:3])
 
 
+def proxied_implicit(port):
+    """Behind a balancer on the implicit port: the PROXY header first, then TLS."""
+    raw = socket.create_connection(("127.0.0.1", port))
+    raw.sendall(b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 990\r\n")
+    tls = context().wrap_socket(raw, server_hostname="127.0.0.1")
+    f = tls.makefile("rb")
+    print("greeting", f.readline().decode().strip()[:3])
+    tls.sendall(b"USER alice\r\nPASS pw\r\nSTAT\r\n")
+    replies = b"".join(f.readline() for _ in range(8)).decode()
+    print("client", "192.0.2.7" in replies)
+
+
 def main():
     check, port = sys.argv[1], int(sys.argv[2])
     if check == "reuse":
@@ -110,6 +122,8 @@ def main():
         transfers(ftplib.FTP_TLS, port)
     elif check == "hijack":
         hijack(port)
+    elif check == "proxied-implicit":
+        proxied_implicit(port)
     elif check == "inject":
         inject(port)
 
