@@ -19,8 +19,7 @@ pub fn render(settings: &Settings, results: &Results, servers: &[Server]) -> Str
     let plain_peers: Vec<Server> = servers.iter().copied().filter(|s| s.is_peer() && !s.tls()).collect();
     let best_base = present(Server::Mioftpd).filter(|_| !plain_peers.is_empty());
     // What TLS costs each server that was measured both ways.
-    let costs: Vec<(Server, Server)> =
-        servers.iter().filter_map(|&s| Some((s, present(s.plain()?)?))).collect();
+    let costs: Vec<(Server, Server)> = servers.iter().filter_map(|&s| Some((s, present(s.plain()?)?))).collect();
     let mut header = vec!["scenario".to_string(), "metric".to_string()];
     header.extend(servers.iter().map(|s| s.column().to_string()));
     header.extend(pairs.iter().chain(&costs).map(|(a, b)| format!("{} / {}", a.name(), b.name())));
