@@ -143,11 +143,14 @@ fn every_scenario_runs_over_tls_with_resumed_data_connections() {
 
     let json = run(&["retr", "--file", "/bench-1m.bin"]);
     assert!(json.contains("\"tls\":\"TLS 1.2\""), "{json}");
-    let transfers = field(&json, "transfers");
-    assert!(transfers > 2.0, "more data connections than a session has TLS 1.3 tickets: {json}");
-    assert_eq!(field(&json, "bytes"), transfers * (1 << 20) as f64);
+    // Two clients, no errors: some session opened more data connections than a server sends
+    // TLS 1.3 tickets, every one of them resumed.
+    assert!(field(&json, "transfers_total") > 4.0, "{json}");
+    assert_eq!(field(&json, "bytes"), field(&json, "transfers") * (1 << 20) as f64);
 
+    // Capped, to spare the machine's ports; all of them may end before the window starts.
     let json = run(&["small", "--epsv", "--max-ops", "200"]);
+    assert!(field(&json, "transfers_total") > 0.0, "{json}");
     assert_eq!(field(&json, "bytes"), field(&json, "transfers") * 4096.0);
 
     let json = run(&["stor", "--size", "1MiB", "--verify-dir", root, "--max-ops", "20"]);
@@ -157,7 +160,7 @@ fn every_scenario_runs_over_tls_with_resumed_data_connections() {
     for version in ["1.2", "1.3"] {
         let json = run(&["sessions", "--tls-version", version, "--max-ops", "50"]);
         assert!(json.contains(&format!("\"tls\":\"TLS {version}\"")), "{json}");
-        assert!(field(&json, "sessions") > 0.0, "{json}");
+        assert!(field(&json, "sessions_total") > 0.0, "{json}");
     }
 
     let json = run(&["idle", "--sessions", "20", "--hold", "0.5", "--clients", "4", "--tls-version", "1.3"]);
