@@ -1,6 +1,7 @@
 //! Smoke tests for the `ftpbench` load generator: every scenario, tiny and short, against an
 //! in-process server on an ephemeral loopback port. Each checks the exit status, the JSON line
-//! and that byte counts add up; one more checks that a short download fails the run.
+//! and that byte counts add up; one more checks that a short download fails the run, and one
+//! runs the scenarios over explicit FTPS against a server that refuses anything else.
 
 mod common;
 use common::*;
@@ -113,6 +114,57 @@ fn idle_sessions_all_answer_and_the_server_is_measured() {
     assert!(field(&json, "rss_plateau_kib") > 0.0 && field(&json, "fds_plateau") > 0.0, "{json}");
     field(&json, "rss_per_session_kib");
     field(&json, "server_cpu_s");
+    server.assert_no_open_slots();
+}
+
+#[test]
+fn every_scenario_runs_over_tls_with_resumed_data_connections() {
+    let cert = TempRoot::new("ftpbench-tls-cert");
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    cert.write("cert.pem", made.cert.pem().as_bytes());
+    cert.write("key.pem", made.signing_key.serialize_pem().as_bytes());
+    // Plaintext logins and data connections are refused, and so (by default) is a TLS data
+    // connection that does not resume its control connection's session: a clean run proves
+    // ftpbench did all of it.
+    let server = TestServer::with_users_and("ftpbench-tls", |cfg| {
+        cfg.tls_cert = Some(cert.join("cert.pem"));
+        cfg.tls_key = Some(cert.join("key.pem"));
+        cfg.require_tls = true;
+    });
+    server.root.write("bench-1m.bin", &random_bytes(1 << 20, 3));
+    server.root.write("bench-4k.bin", &random_bytes(4096, 4));
+    let root = server.root.path.to_str().unwrap();
+    let login = ["--user", "alice", "--pass", "pw", "--tls"];
+    let run = |args: &[&str]| {
+        let (code, json) = ftpbench(server.port(), &[&login[..], args].concat());
+        assert_clean(code, &json);
+        json
+    };
+
+    let json = run(&["retr", "--file", "/bench-1m.bin"]);
+    assert!(json.contains("\"tls\":\"TLS 1.2\""), "{json}");
+    // Two clients, no errors: some session opened more data connections than a server sends
+    // TLS 1.3 tickets, every one of them resumed.
+    assert!(field(&json, "transfers_total") > 4.0, "{json}");
+    assert_eq!(field(&json, "bytes"), field(&json, "transfers") * (1 << 20) as f64);
+
+    // Capped, to spare the machine's ports; all of them may end before the window starts.
+    let json = run(&["small", "--epsv", "--max-ops", "200"]);
+    assert!(field(&json, "transfers_total") > 0.0, "{json}");
+    assert_eq!(field(&json, "bytes"), field(&json, "transfers") * 4096.0);
+
+    let json = run(&["stor", "--size", "1MiB", "--verify-dir", root, "--max-ops", "20"]);
+    assert_eq!(field(&json, "verified"), field(&json, "transfers_total"), "{json}");
+    assert!(field(&json, "verified") > 0.0, "{json}");
+
+    for version in ["1.2", "1.3"] {
+        let json = run(&["sessions", "--tls-version", version, "--max-ops", "50"]);
+        assert!(json.contains(&format!("\"tls\":\"TLS {version}\"")), "{json}");
+        assert!(field(&json, "sessions_total") > 0.0, "{json}");
+    }
+
+    let json = run(&["idle", "--sessions", "20", "--hold", "0.5", "--clients", "4", "--tls-version", "1.3"]);
+    assert_eq!(field(&json, "noop_ok"), 20.0, "{json}");
     server.assert_no_open_slots();
 }
 

@@ -83,6 +83,27 @@ impl Drop for Workspace {
     }
 }
 
+/// The `-tls` servers' certificate: self-signed, made for this run (ftpbench `--tls` does not
+/// verify it).
+pub struct Certificate {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// What kind of key, for the notes.
+    pub kind: &'static str,
+}
+
+impl Certificate {
+    /// Writes `cert.pem` and `key.pem` into `dir` (the workspace's `etc/`, readable by root only).
+    pub fn create(dir: &Path) -> Result<Certificate, String> {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .map_err(|e| format!("cannot make a certificate: {e}"))?;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        fs::write(&cert, made.cert.pem()).map_err(|e| format!("write {}: {e}", cert.display()))?;
+        fs::write(&key, made.signing_key.serialize_pem()).map_err(|e| format!("write {}: {e}", key.display()))?;
+        Ok(Certificate { cert, key, kind: "self-signed ECDSA P-256 certificate" })
+    }
+}
+
 /// A random password of letters and digits, new for every run and never printed.
 pub fn random_password() -> Result<String, String> {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";

@@ -24,7 +24,7 @@ mod scenarios;
 mod settings;
 mod table;
 
-use fixture::{SystemUser, USER, Workspace};
+use fixture::{Certificate, SystemUser, USER, Workspace};
 use peers::{Env, Server};
 use procs::Guard;
 use results::{Results, Run};
@@ -110,7 +110,7 @@ fn run(settings: &Settings) -> Result<(), String> {
     workspace.write_file("bench-4k.bin", 4096)?;
     println!("compare: serving {} ({} and bench-4k.bin)", workspace.root.display(), settings.big_file_name);
     let password = fixture::random_password()?;
-    let needs_account = settings.servers.iter().any(|s| matches!(s, peers::Kind::Vsftpd | peers::Kind::PureFtpd));
+    let needs_account = settings.servers.iter().any(|s| s.needs_system_user());
     let account = if needs_account {
         SystemUser::ensure(&workspace.root, &password)
             .and_then(|user| workspace.give_to(user.uid, user.gid).map(|()| user))
@@ -121,10 +121,12 @@ fn run(settings: &Settings) -> Result<(), String> {
     } else {
         Err("not needed".to_string())
     };
+    let certificate = Certificate::create(&workspace.etc)?;
     let env = Env {
         mioftpd: Path::new(env!("CARGO_BIN_EXE_mioftpd")),
         workspace: &workspace,
         password: &password,
+        certificate: &certificate,
         system_user: account.as_ref().map(|_| ()).map_err(Clone::clone),
         logs: &paths.logs,
     };
@@ -330,7 +332,13 @@ impl Bench<'_> {
     ) -> Result<(), String> {
         procs::sleep(BETWEEN_RUNS);
         procs::check_interrupt()?;
-        let target = Target { port: server.addr.port(), user: USER, password: self.password, server_pid: guard.pid() };
+        let target = Target {
+            port: server.addr.port(),
+            user: USER,
+            password: self.password,
+            server_pid: guard.pid(),
+            tls: server.kind.tls(),
+        };
         let log = self.logs.join(format!("r{round}-{}-{}.txt", scenario.name(), server.kind.name()));
         let outcome = scenarios::run(self.ftpbench, scenario, self.settings, &target, self.root, &self.scratch, &log)?;
         println!("  {}", summary(scenario, server.kind, &outcome, &log));

@@ -1,12 +1,14 @@
 //! The servers compared, and how to start each with equivalent settings: its own 127.0.0.1
 //! port and passive range, at least 20 000 sessions and no per-address limit, no transfer log,
-//! sendfile where the server has it, one read-write account.
+//! sendfile where the server has it, one read-write account. The `-tls` kinds are the same
+//! programs with explicit FTPS offered (not required) on one certificate, loaded by
+//! `ftpbench --tls`.
 //!
 //! Peers are found where this machine has them (each path can be overridden by an environment
 //! variable); one that is missing is skipped, one that fails to start or to log in is
 //! reported and skipped.
 
-use crate::fixture::{USER, Workspace};
+use crate::fixture::{Certificate, USER, Workspace};
 use crate::ftp;
 use crate::procs::{self, Guard, run_tool};
 use std::fs;
@@ -19,7 +21,9 @@ use std::time::Duration;
 pub enum Kind {
     Mioftpd,
     MioftpdBuffered,
+    MioftpdTls,
     Vsftpd,
+    VsftpdTls,
     PureFtpd,
     Pyftpdlib,
     Unftp,
@@ -27,15 +31,25 @@ pub enum Kind {
 
 impl Kind {
     /// Also the order of the table's columns.
-    pub const ALL: [Kind; 6] =
-        [Kind::Mioftpd, Kind::MioftpdBuffered, Kind::Vsftpd, Kind::PureFtpd, Kind::Pyftpdlib, Kind::Unftp];
+    pub const ALL: [Kind; 8] = [
+        Kind::Mioftpd,
+        Kind::MioftpdBuffered,
+        Kind::MioftpdTls,
+        Kind::Vsftpd,
+        Kind::VsftpdTls,
+        Kind::PureFtpd,
+        Kind::Pyftpdlib,
+        Kind::Unftp,
+    ];
 
     /// The name used in `--servers`, in JSON and in log names.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Mioftpd => "mioftpd",
             Kind::MioftpdBuffered => "mioftpd-buffered",
+            Kind::MioftpdTls => "mioftpd-tls",
             Kind::Vsftpd => "vsftpd",
+            Kind::VsftpdTls => "vsftpd-tls",
             Kind::PureFtpd => "pure-ftpd",
             Kind::Pyftpdlib => "pyftpdlib",
             Kind::Unftp => "unftp",
@@ -46,6 +60,8 @@ impl Kind {
     pub fn column(self) -> &'static str {
         match self {
             Kind::MioftpdBuffered => "mioftpd (buffered)",
+            Kind::MioftpdTls => "mioftpd (TLS)",
+            Kind::VsftpdTls => "vsftpd (TLS)",
             Kind::Pyftpdlib => "pyftpdlib (plaintext pw)",
             Kind::Unftp => "unftp (plaintext pw)",
             other => other.name(),
@@ -58,12 +74,26 @@ impl Kind {
 
     /// Another server, as opposed to mioftpd in one of its modes.
     pub fn is_peer(self) -> bool {
-        !matches!(self, Kind::Mioftpd | Kind::MioftpdBuffered)
+        !matches!(self, Kind::Mioftpd | Kind::MioftpdBuffered | Kind::MioftpdTls)
+    }
+
+    /// Loaded over FTPS (`ftpbench --tls`).
+    pub fn tls(self) -> bool {
+        matches!(self, Kind::MioftpdTls | Kind::VsftpdTls)
+    }
+
+    /// For a `-tls` kind, the same server in plain FTP.
+    pub fn plain(self) -> Option<Kind> {
+        match self {
+            Kind::MioftpdTls => Some(Kind::Mioftpd),
+            Kind::VsftpdTls => Some(Kind::Vsftpd),
+            _ => None,
+        }
     }
 
     /// Needs the system account (authenticates against /etc/shadow).
-    fn needs_system_user(self) -> bool {
-        matches!(self, Kind::Vsftpd | Kind::PureFtpd)
+    pub fn needs_system_user(self) -> bool {
+        matches!(self, Kind::Vsftpd | Kind::VsftpdTls | Kind::PureFtpd)
     }
 
     fn slot(self) -> u16 {
@@ -84,6 +114,8 @@ pub struct Env<'a> {
     pub mioftpd: &'a Path,
     pub workspace: &'a Workspace,
     pub password: &'a str,
+    /// The certificate and key (PEM) of the `-tls` kinds.
+    pub certificate: &'a Certificate,
     /// `Err(why)` when the system account could not be set up.
     pub system_user: Result<(), String>,
     pub logs: &'a Path,
@@ -131,8 +163,8 @@ impl Server {
             password: env.password.to_string(),
         };
         match kind {
-            Kind::Mioftpd | Kind::MioftpdBuffered => server.mioftpd(env)?,
-            Kind::Vsftpd => server.vsftpd(env)?,
+            Kind::Mioftpd | Kind::MioftpdBuffered | Kind::MioftpdTls => server.mioftpd(env)?,
+            Kind::Vsftpd | Kind::VsftpdTls => server.vsftpd(env)?,
             Kind::PureFtpd => server.pure_ftpd()?,
             Kind::Pyftpdlib => server.pyftpdlib(env)?,
             Kind::Unftp => server.unftp(env)?,
@@ -162,6 +194,11 @@ impl Server {
             self.args.push("--no-zero-copy".to_string());
             self.notes.push("--no-zero-copy: transfers through the 64 KiB buffer".to_string());
         }
+        if self.kind == Kind::MioftpdTls {
+            let (cert, key) = (path_str(&env.certificate.cert)?, path_str(&env.certificate.key)?);
+            self.args.extend(["--tls-cert", cert, "--tls-key", key].map(String::from));
+            self.notes.push(format!("--tls-cert/--tls-key: {}; data connections must resume", env.certificate.kind));
+        }
         // Warnings only: info would log every transfer.
         self.env.push(("RUST_LOG", "warn".to_string()));
         self.notes.push("SHA-512-crypt users file; credential cache on (default)".to_string());
@@ -185,10 +222,12 @@ impl Server {
              xferlog_enable=NO\nsyslog_enable=NO\ndual_log_enable=NO\n\
              use_sendfile=YES\ndirmessage_enable=NO\nconnect_from_port_20=NO\n\
              idle_session_timeout=600\ndata_connection_timeout=300\n\
-             pam_service_name=vsftpd\nsecure_chroot_dir=/var/run/vsftpd/empty\n",
+             pam_service_name=vsftpd\nsecure_chroot_dir=/var/run/vsftpd/empty\n{tls}",
             port = self.addr.port(),
+            tls = if self.kind == Kind::VsftpdTls { vsftpd_tls(env.certificate)? } else { String::new() },
         );
-        let path = env.workspace.etc.join("vsftpd.conf");
+        // One file per kind: vsftpd and vsftpd-tls may run side by side.
+        let path = env.workspace.etc.join(format!("{}.conf", self.kind.name()));
         fs::write(&path, config).map_err(|e| format!("{}: {e}", path.display()))?;
         // vsftpd refuses to start without its empty chroot directory.
         fs::create_dir_all("/var/run/vsftpd/empty").map_err(|e| format!("/var/run/vsftpd/empty: {e}"))?;
@@ -199,6 +238,12 @@ impl Server {
         self.notes.push(
             "PAM login (SHA-512-crypt in /etc/shadow), use_sendfile=YES, one process per session + privsep".into(),
         );
+        if self.kind == Kind::VsftpdTls {
+            self.notes.push(format!(
+                "ssl_enable=YES, require_ssl_reuse=YES, ssl_ciphers=HIGH, {}; TLS offered, not forced",
+                env.certificate.kind
+            ));
+        }
         Ok(())
     }
 
@@ -322,6 +367,18 @@ impl Server {
         }
         line
     }
+}
+
+/// vsftpd's FTPS lines. TLS is offered and not forced, as mioftpd without `--require-tls`: the
+/// start-up login check is plain FTP, ftpbench `--tls` always uses it. `ssl_ciphers` is
+/// widened from vsftpd 3.0.3's default (DES-CBC3-SHA) to what a current client negotiates.
+fn vsftpd_tls(certificate: &Certificate) -> Result<String, String> {
+    Ok(format!(
+        "ssl_enable=YES\nrsa_cert_file={cert}\nrsa_private_key_file={key}\nssl_ciphers=HIGH\n\
+         require_ssl_reuse=YES\nssl_request_cert=NO\nforce_local_logins_ssl=NO\nforce_local_data_ssl=NO\n",
+        cert = path_str(&certificate.cert)?,
+        key = path_str(&certificate.key)?,
+    ))
 }
 
 /// The first free 127.0.0.1 port from `preferred` on (50 tries). Free now; the server binds

@@ -23,7 +23,9 @@ fn color(server: Server) -> &'static str {
     match server {
         Server::Mioftpd => "#d62728",
         Server::MioftpdBuffered => "#ff9896",
+        Server::MioftpdTls => "#ff7f0e",
         Server::Vsftpd => "#1f77b4",
+        Server::VsftpdTls => "#aec7e8",
         Server::PureFtpd => "#2ca02c",
         Server::Pyftpdlib => "#9467bd",
         Server::Unftp => "#8c564b",

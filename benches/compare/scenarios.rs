@@ -199,6 +199,8 @@ pub struct Target<'a> {
     pub user: &'a str,
     pub password: &'a str,
     pub server_pid: u32,
+    /// Explicit FTPS (`ftpbench --tls`, TLS 1.2: see ftpbench's `--tls-version`).
+    pub tls: bool,
 }
 
 /// Runs ftpbench once; its output goes to `log`, its JSON line to `scratch` (then read back).
@@ -223,6 +225,9 @@ pub fn run(
         "--server-pid", &target.server_pid.to_string(),
         "--json", &scratch.display().to_string(),
     ]);
+    if target.tls {
+        command.arg("--tls");
+    }
     let start = Instant::now();
     let mut child = Guard::spawn("ftpbench", &mut command, log)?;
     let status = child.wait(kind.time_limit(settings));

@@ -19,8 +19,9 @@ pub struct Args {
     /// Measured window of each scenario, in seconds [default: 10, or 1 with --quick].
     #[arg(long, value_parser = parse_seconds)]
     seconds: Option<Duration>,
-    /// Servers, comma-separated: mioftpd, mioftpd-buffered (--no-zero-copy), vsftpd, pure-ftpd,
-    /// pyftpdlib, unftp.
+    /// Servers, comma-separated: mioftpd, mioftpd-buffered (--no-zero-copy), mioftpd-tls, vsftpd,
+    /// vsftpd-tls, pure-ftpd, pyftpdlib, unftp. The -tls ones offer explicit FTPS and are loaded
+    /// over it (ftpbench --tls).
     #[arg(long, value_delimiter = ',', default_value = "mioftpd,vsftpd,pure-ftpd,pyftpdlib,unftp")]
     servers: Vec<String>,
     /// Scenarios, comma-separated: retr1, retr16, stor1, stor8, small, sessions, idle [default: all].

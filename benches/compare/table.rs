@@ -9,15 +9,22 @@ use crate::settings::Settings;
 use std::fmt::Write;
 
 pub fn render(settings: &Settings, results: &Results, servers: &[Server]) -> String {
-    let base = servers.contains(&Server::Mioftpd).then_some(Server::Mioftpd);
-    let peers: Vec<Server> = servers.iter().copied().filter(|s| s.is_peer()).collect();
+    let present = |kind: Server| servers.contains(&kind).then_some(kind);
+    // A peer is measured against mioftpd in the same protocol: plain against plain, TLS
+    // against TLS.
+    let base_for = |peer: Server| if peer.tls() { present(Server::MioftpdTls) } else { present(Server::Mioftpd) };
+    let pairs: Vec<(Server, Server)> =
+        servers.iter().filter(|s| s.is_peer()).filter_map(|&p| Some((base_for(p)?, p))).collect();
+    // "best peer" stays among plain servers; TLS has its own pairs and costs.
+    let plain_peers: Vec<Server> = servers.iter().copied().filter(|s| s.is_peer() && !s.tls()).collect();
+    let best_base = present(Server::Mioftpd).filter(|_| !plain_peers.is_empty());
+    // What TLS costs each server that was measured both ways.
+    let costs: Vec<(Server, Server)> = servers.iter().filter_map(|&s| Some((s, present(s.plain()?)?))).collect();
     let mut header = vec!["scenario".to_string(), "metric".to_string()];
     header.extend(servers.iter().map(|s| s.column().to_string()));
-    if base.is_some() {
-        header.extend(peers.iter().map(|p| format!("mioftpd / {}", p.name())));
-        if !peers.is_empty() {
-            header.push("mioftpd / best peer".to_string());
-        }
+    header.extend(pairs.iter().chain(&costs).map(|(a, b)| format!("{} / {}", a.name(), b.name())));
+    if best_base.is_some() {
+        header.push("mioftpd / best peer".to_string());
     }
     let mut rows = Vec::new();
     for &scenario in &settings.scenarios {
@@ -26,16 +33,12 @@ pub fn render(settings: &Settings, results: &Results, servers: &[Server]) -> Str
             let mut row = vec![if i == 0 { title.clone() } else { String::new() }, metric_label(metric)];
             let value = |server| results.median(server, scenario, metric.key);
             row.extend(servers.iter().map(|&s| value(s).map_or("-".to_string(), |v| number(v, metric.decimals))));
-            if let Some(base) = base {
-                let mine = value(base);
-                row.extend(peers.iter().map(|&p| ratio(mine, value(p))));
-                if !peers.is_empty() {
-                    let best = best_peer(&peers, metric, value);
-                    row.push(match best {
-                        Some((peer, v)) => format!("{} ({})", ratio(mine, Some(v)), peer.name()),
-                        None => "-".to_string(),
-                    });
-                }
+            row.extend(pairs.iter().chain(&costs).map(|&(a, b)| ratio(value(a), value(b))));
+            if let Some(base) = best_base {
+                row.push(match best_peer(&plain_peers, metric, value) {
+                    Some((peer, v)) => format!("{} ({})", ratio(value(base), Some(v)), peer.name()),
+                    None => "-".to_string(),
+                });
             }
             rows.push(row);
         }
@@ -76,9 +79,18 @@ pub fn render(settings: &Settings, results: &Results, servers: &[Server]) -> Str
     }
     let _ = writeln!(
         out,
-        "↑ higher is better, ↓ lower is better. A ratio is mioftpd's median divided by the peer's: above 1 \
-         is better for ↑ rows, below 1 for ↓ rows; \"best peer\" is the peer with the best median in that row."
+        "↑ higher is better, ↓ lower is better. A ratio A / B is A's median divided by B's: above 1 \
+         is better for A in ↑ rows, below 1 in ↓ rows; a peer is compared with mioftpd in the same protocol \
+         (plain or TLS), X-tls / X is what TLS costs X; \"best peer\" is the plain peer with the best median in \
+         that row."
     );
+    if servers.iter().any(|s| s.tls()) {
+        let _ = writeln!(
+            out,
+            "(TLS): explicit FTPS with a self-signed ECDSA P-256 certificate; ftpbench --tls: AUTH TLS, PBSZ 0, \
+             PROT P, TLS 1.2, every data connection resuming its control connection's session."
+        );
+    }
     let _ = writeln!(
         out,
         "(plaintext pw): that server checks a plaintext password, the others a SHA-512-crypt hash \

@@ -90,6 +90,15 @@ pub struct Common {
     /// Use EPSV instead of PASV for data connections.
     #[arg(long, global = true)]
     pub epsv: bool,
+    /// Explicit FTPS: AUTH TLS, then PBSZ 0 and PROT P after login; data connections in TLS,
+    /// resuming the control connection's session. The server's certificate is NOT verified
+    /// (the handshake signature is): for benchmarking a server you run, never for real use.
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// TLS version with --tls. With 1.3 a session gets as many TLS data connections as the
+    /// server sent it tickets (usually 2): enough for `sessions` and `idle` only.
+    #[arg(long, global = true, value_name = "VERSION", default_value = "1.2")]
+    pub tls_version: crate::tls::Version,
     /// The server's process id (same machine): report its CPU time, and for `idle` its memory
     /// and descriptors, summed over its child processes.
     #[arg(long, global = true, value_name = "PID")]
@@ -125,5 +134,8 @@ mod tests {
         assert!(Cli::try_parse_from(["ftpbench", "retr", "--clients", "0"]).is_err());
         assert!(Cli::try_parse_from(["ftpbench", "retr", "--seconds", "-1"]).is_err());
         assert!(Cli::try_parse_from(["ftpbench"]).is_err(), "a scenario is required");
+        let cli = Cli::try_parse_from(["ftpbench", "--tls", "sessions", "--tls-version", "1.3"]).unwrap();
+        assert!(cli.common.tls && cli.common.tls_version == crate::tls::Version::Tls13);
+        assert!(Cli::try_parse_from(["ftpbench", "sessions", "--tls", "--tls-version", "1.1"]).is_err());
     }
 }

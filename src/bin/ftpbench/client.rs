@@ -6,10 +6,16 @@
 //! Data connections go to the control connection's peer address with the port from the 227/229
 //! reply; the address a `227` advertises is ignored, so the client only ever connects to the
 //! host it was given.
+//!
+//! With TLS (explicit FTPS, RFC 4217): `AUTH TLS` right after the greeting, `PBSZ 0` and
+//! `PROT P` after the login, and every data connection in TLS too, resuming the control
+//! connection's session.
 
 use crate::passive;
+use crate::stream::Stream;
+use crate::tls::{self, Tls};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -61,21 +67,24 @@ const MAX_REPLY: usize = 1024 * 1024;
 const CONTROL_BUFFER: usize = 4096;
 
 pub struct Client {
-    control: BufReader<TcpStream>,
+    control: BufReader<Stream>,
     peer: IpAddr,
     timeout: Duration,
     mode: DataMode,
+    /// The control connection's TLS session, which data connections resume; `None`: plain FTP.
+    tls: Option<tls::Session>,
 }
 
 impl Client {
-    /// Connects and reads the greeting (a `120` "wait" is followed by the real `220`).
-    pub fn connect(addr: SocketAddr, timeout: Duration, mode: DataMode) -> io::Result<Client> {
+    /// Connects and reads the greeting (a `120` "wait" is followed by the real `220`); with
+    /// `tls`, then switches the control connection to TLS.
+    pub fn connect(addr: SocketAddr, timeout: Duration, mode: DataMode, tls: Option<&Tls>) -> io::Result<Client> {
         let stream = connect(addr, timeout).map_err(context("connect"))?;
         // Commands are request/response; without this a command written right after another
         // could wait for a delayed ACK.
         stream.set_nodelay(true)?;
-        let mut client =
-            Client { control: BufReader::with_capacity(CONTROL_BUFFER, stream), peer: addr.ip(), timeout, mode };
+        let control = BufReader::with_capacity(CONTROL_BUFFER, Stream::Plain(stream));
+        let mut client = Client { control, peer: addr.ip(), timeout, mode, tls: None };
         let mut greeting = client.reply().map_err(context("greeting"))?;
         while greeting.code == 120 {
             greeting = client.reply().map_err(context("greeting"))?;
@@ -83,11 +92,45 @@ impl Client {
         if greeting.code != 220 {
             return Err(unexpected("greeting", &greeting));
         }
-        Ok(client)
+        match tls {
+            Some(tls) => client.start_tls(tls),
+            None => Ok(client),
+        }
     }
 
-    /// `USER` then, unless the server is already satisfied (`230`), `PASS`.
+    /// `AUTH TLS` and the control connection's handshake.
+    fn start_tls(mut self, tls: &Tls) -> io::Result<Client> {
+        self.expect("AUTH TLS", 234)?;
+        // Anything after the 234 would have been sent in plaintext: a server that does that
+        // is broken (or attacked), not one to measure.
+        if !self.control.buffer().is_empty() {
+            return Err(invalid("plaintext bytes after the 234 reply to AUTH TLS".to_string()));
+        }
+        let Stream::Plain(tcp) = self.control.into_inner() else {
+            return Err(invalid("AUTH TLS on a connection already in TLS".to_string()));
+        };
+        let session = tls.session(self.peer);
+        let mut stream = session.wrap(tcp)?;
+        stream.handshake().map_err(context("TLS handshake"))?;
+        self.control = BufReader::with_capacity(CONTROL_BUFFER, stream);
+        self.tls = Some(session);
+        Ok(self)
+    }
+
+    /// `USER` then, unless the server is already satisfied (`230`), `PASS`; with TLS, then
+    /// `PBSZ 0` and `PROT P` so that data connections are in TLS too. The replies read here
+    /// also bring the session tickets a TLS 1.3 server sends after the handshake, so they are
+    /// in the store before the first data connection needs one.
     pub fn login(&mut self, user: &str, pass: &str) -> io::Result<()> {
+        self.authenticate(user, pass)?;
+        if self.tls.is_some() {
+            self.expect("PBSZ 0", 200)?;
+            self.expect("PROT P", 200)?;
+        }
+        Ok(())
+    }
+
+    fn authenticate(&mut self, user: &str, pass: &str) -> io::Result<()> {
         let reply = self.command(&format!("USER {user}"))?;
         match reply.code {
             230 => return Ok(()),
@@ -140,7 +183,7 @@ impl Client {
                 Ok(Transfer::Complete(n))
             }
             stopped => {
-                reset(&data);
+                reset(data.tcp());
                 Ok(stopped)
             }
         }
@@ -164,19 +207,19 @@ impl Client {
     pub fn stor(
         &mut self,
         path: &str,
-        write: impl FnOnce(&mut TcpStream) -> io::Result<Transfer>,
+        write: impl FnOnce(&mut Stream) -> io::Result<Transfer>,
     ) -> io::Result<Transfer> {
         let mut data = self.open_data()?;
         self.start(&format!("STOR {path}"))?;
         match write(&mut data).map_err(context("STOR data"))? {
             Transfer::Complete(n) => {
-                data.shutdown(Shutdown::Write).map_err(context("STOR data"))?;
+                data.finish().map_err(context("STOR data"))?;
                 drop(data);
                 self.finish("STOR")?;
                 Ok(Transfer::Complete(n))
             }
             stopped => {
-                reset(&data);
+                reset(data.tcp());
                 Ok(stopped)
             }
         }
@@ -184,7 +227,9 @@ impl Client {
 
     /// Sends one command line without waiting for the reply (for pipelining over many sessions).
     pub fn send(&mut self, line: &str) -> io::Result<()> {
-        self.control.get_mut().write_all(format!("{line}\r\n").as_bytes())
+        let control = self.control.get_mut();
+        control.write_all(format!("{line}\r\n").as_bytes())?;
+        control.flush()
     }
 
     /// Reads one whole reply.
@@ -206,8 +251,9 @@ impl Client {
         Ok(reply)
     }
 
-    /// `PASV` or `EPSV`, then connects to the port it names on the control peer's address.
-    fn open_data(&mut self) -> io::Result<TcpStream> {
+    /// `PASV` or `EPSV`, then connects to the port it names on the control peer's address; with
+    /// TLS, wrapped in a TLS session whose handshake waits for the first read or write.
+    fn open_data(&mut self) -> io::Result<Stream> {
         let port = match self.mode {
             DataMode::Pasv => {
                 let reply = self.expect("PASV", 227)?;
@@ -219,7 +265,11 @@ impl Client {
             }
         };
         let port = port.ok_or_else(|| invalid(format!("cannot parse the {} reply", self.mode.name())))?;
-        connect(SocketAddr::new(self.peer, port), self.timeout).map_err(context("data connection"))
+        let tcp = connect(SocketAddr::new(self.peer, port), self.timeout).map_err(context("data connection"))?;
+        match &self.tls {
+            Some(session) => session.wrap(tcp),
+            None => Ok(Stream::Plain(tcp)),
+        }
     }
 
     /// A transfer command must first be answered with a preliminary (1xx) reply.
@@ -250,7 +300,7 @@ fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 }
 
 /// Reads a data connection to its end, unless `progress` asks to stop first.
-fn drain(data: &mut TcpStream, buf: &mut [u8], mut progress: impl FnMut(usize) -> bool) -> io::Result<Transfer> {
+fn drain(data: &mut Stream, buf: &mut [u8], mut progress: impl FnMut(usize) -> bool) -> io::Result<Transfer> {
     let mut total = 0u64;
     loop {
         let n = match data.read(buf) {

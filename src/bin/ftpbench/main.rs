@@ -6,6 +6,7 @@
 //! server unreachable, the file to download missing).
 //!
 //! Modules: `cli` (flags), `client` (blocking FTP client) with `passive` (227/229 parsing),
+//! `stream` (a connection, plain or TLS) and `tls` (FTPS client configuration),
 //! `runner` (client threads and the measured window), `scenario` (what clients do), `pattern`
 //! (upload content and its check), `procfs` (the server's CPU, memory and fds), `stats`
 //! (percentiles, rates) and `report` (table and JSON).
@@ -19,6 +20,8 @@ mod report;
 mod runner;
 mod scenario;
 mod stats;
+mod stream;
+mod tls;
 
 use clap::Parser;
 use cli::Cli;

@@ -13,6 +13,7 @@ use crate::procfs::Probe;
 use crate::report::Report;
 use crate::runner::{Ctx, Plan, Run};
 use crate::stats::{self, GIB, MIB};
+use crate::tls::Tls;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub struct Target {
     pass: String,
     timeout: Duration,
     mode: DataMode,
+    tls: Option<Tls>,
 }
 
 impl Target {
@@ -46,12 +48,14 @@ impl Target {
             ));
         }
         let mode = if common.epsv { DataMode::Epsv } else { DataMode::Pasv };
-        Ok(Target { addr, user: common.user.clone(), pass: common.pass.clone(), timeout: common.timeout, mode })
+        let tls = common.tls.then(|| Tls::new(common.tls_version)).transpose()?;
+        let (user, pass) = (common.user.clone(), common.pass.clone());
+        Ok(Target { addr, user, pass, timeout: common.timeout, mode, tls })
     }
 
     /// Connects and logs in.
     pub fn login(&self) -> io::Result<Client> {
-        let mut client = Client::connect(self.addr, self.timeout, self.mode)?;
+        let mut client = Client::connect(self.addr, self.timeout, self.mode, self.tls.as_ref())?;
         client.login(&self.user, &self.pass)?;
         Ok(client)
     }
@@ -97,6 +101,7 @@ fn header(scenario: &'static str, target: &Target, clients: usize) -> Report {
         .text("server", "server", target.addr.to_string())
         .text("user", "user", target.user.clone())
         .text("data_mode", "data connections", target.mode.name())
+        .text("tls", "TLS", target.tls.as_ref().map_or("no", |tls| tls.version.name()))
         .int("clients", "clients", clients as u64, "");
     report
 }
