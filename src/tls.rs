@@ -27,6 +27,9 @@ use std::sync::Arc;
 /// session's memory the way our own `Buffer` bounds a plain one.
 pub const BUFFER_LIMIT: usize = 64 * 1024;
 
+/// Most TLS 1.3 tickets a control connection hands out when the client asks for more.
+const MAX_TICKETS_ASKED: usize = 64;
+
 /// The loaded certificate and the configurations built from it.
 #[derive(Clone)]
 pub struct Tls {
@@ -99,8 +102,12 @@ impl Tls {
             .with_single_cert(chain, private_key)
             .map_err(|e| LoadError(format!("TLS certificate {} does not fit its key: {e}", cert.display())))?;
         control.ticketer = ticketer.clone();
+        // Clients that spend one ticket per data connection (rustls's) can ask for as many as
+        // they expect to need (RFC 9149); others get rustls's two and reuse one.
+        control.max_tls13_tickets = MAX_TICKETS_ASKED;
         let mut data = control.clone();
         data.send_tls13_tickets = 0;
+        data.max_tls13_tickets = 0;
         Ok(Tls {
             control: Arc::new(control),
             data: Arc::new(data),
@@ -271,6 +278,25 @@ mod tests {
         assert_eq!(data.handshake_kind(), Some(HandshakeKind::Resumed));
         assert_eq!(binding(7).check(&data), Ok(()));
         assert!(binding(8).check(&data).unwrap_err().contains("another control connection"));
+    }
+
+    #[test]
+    fn a_client_that_spends_one_ticket_per_connection_can_ask_for_more() {
+        let mut f = fixture("asked");
+        let mut client = (*f.client).clone();
+        client.send_ticket_request = Some(rustls::client::TicketRequest { new_session_count: 5, resumption_count: 0 });
+        f.client = Arc::new(client);
+        let mut control = f.tls.control_session(3).unwrap();
+        connect(&f, &mut control);
+        // rustls's client uses each TLS 1.3 ticket once: five tickets, five resumed connections.
+        for _ in 0..5 {
+            let mut data = f.tls.data_session().unwrap();
+            connect(&f, &mut data);
+            assert_eq!(binding(3).check(&data), Ok(()));
+        }
+        let mut sixth = f.tls.data_session().unwrap();
+        connect(&f, &mut sixth);
+        assert!(binding(3).check(&sixth).is_err(), "the data connections handed out tickets of their own");
     }
 
     #[test]
