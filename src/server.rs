@@ -1075,12 +1075,27 @@ impl Server {
 
     fn start_passive(&mut self, control: Token, job: Job) {
         let data = self.control(control).and_then(|c| c.data);
+        // `PROT` may have changed since `PASV`: the transfer command decides whether its data
+        // connection is TLS (as in vsftpd), not the protection in force when the port opened.
+        let binding = self.data_binding(control);
         match data.and_then(|d| self.conns.get_mut(d.0)) {
             // The client has not connected yet: park the job until it does.
-            Some(Conn::Passive(passive)) => passive.job = Some(job),
+            Some(Conn::Passive(passive)) => {
+                passive.binding = binding;
+                passive.job = Some(job);
+            }
             // Connected already: move the first bytes now, so that a small file is done before
             // the control connection next writes, and its 150 and 226 leave in one packet.
             Some(Conn::Data(data_conn)) if data_conn.is_idle() => {
+                let tls = self.tls.as_ref();
+                let protected = data_conn.protect(binding, || match tls {
+                    Some(tls) => tls.data_session().map_err(io::Error::other),
+                    None => Err(io::Error::other("TLS is not configured")),
+                });
+                if let Err(e) = protected {
+                    self.close_data_of(control);
+                    return self.tell_finished(control, Err(TransferError::Connect(e)));
+                }
                 data_conn.start(job);
                 if let Some(data) = data {
                     self.ready(data);
