@@ -611,7 +611,10 @@ impl Server {
                 session.tls_started(); // the greeting waits in TLS's buffer for the handshake
                 Transport::with_tls(stream, tls)
             }
-            Some(Err(e)) => return warn!("[#{id}] cannot start TLS for {peer}: {e}"),
+            Some(Err(e)) => {
+                self.limits.release(peer.ip());
+                return warn!("[#{id}] cannot start TLS for {peer}: {e}");
+            }
         };
         info!("[#{id}] connect from {peer}{}", if implicit_tls { " (implicit TLS)" } else { "" });
         entry.insert(Conn::Control(Control::new(transport, session)));
@@ -986,7 +989,10 @@ impl Server {
         self.wake_throttled(now);
         for (at, token) in self.deadlines.expired(now) {
             if token == LISTENER || token == IMPLICIT_TLS_LISTENER {
-                self.accept_all(token == IMPLICIT_TLS_LISTENER);
+                // A retry after a failed accept; a shutdown since then accepts nobody new.
+                if self.draining.is_none() {
+                    self.accept_all(token == IMPLICIT_TLS_LISTENER);
+                }
                 continue;
             }
             // An entry for a slot that has since been re-armed, closed, or replaced: stale.
@@ -1234,8 +1240,6 @@ fn span(range: &RangeInclusive<u16>) -> u32 {
     u32::from(*range.end() - *range.start()) + 1
 }
 
-/// A non-blocking listener with a large backlog (mio's own `bind` uses 128). `shared_port`:
-/// other workers' listeners bind the same port, and the kernel spreads connections over them.
 /// `count` listeners on `addr`, sharing its port (`SO_REUSEPORT`) when there are several; with
 /// port 0, the first one picks the port and the others join it.
 fn listen_all(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
@@ -1249,6 +1253,8 @@ fn listen_all(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
+/// A non-blocking listener with a large backlog (mio's own `bind` uses 128). `shared_port`:
+/// other workers' listeners bind the same port, and the kernel spreads connections over them.
 fn listen(addr: SocketAddr, shared_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
