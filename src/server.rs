@@ -38,7 +38,7 @@ use crate::ftp::session::Target;
 use crate::ftp::{Effect, Session, Settings};
 use crate::metrics::{Gauges, Metrics};
 use crate::privileges;
-use crate::session_limits::SessionLimits;
+use crate::session_limits::{Refusal, SessionLimits};
 use crate::throttle::{Bucket, Buckets, Grant};
 use crate::timer::{self, Timers};
 use crate::tls::{Binding, Tls};
@@ -91,6 +91,9 @@ pub struct Server {
     worker: Worker,
     /// `--proxy-protocol`: every accepted connection starts with a PROXY header.
     proxy_protocol: bool,
+    /// `AwaitingHeader` slots: held to `--max-sessions` (per worker), since the session limits
+    /// can count a connection only once its header names the client.
+    awaiting_headers: usize,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     /// `conns.len()` as of the end of the last turn, for other threads (tests, leak checks).
@@ -298,6 +301,7 @@ impl Server {
             next_session_id: worker.index as u64 + 1,
             worker,
             proxy_protocol: config.proxy_protocol,
+            awaiting_headers: 0,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             open_slots: Arc::new(AtomicUsize::new(0)),
@@ -626,12 +630,17 @@ impl Server {
 
     /// Behind a load balancer, an accepted connection waits here for its PROXY header.
     fn await_header(&mut self, mut stream: TcpStream, from: SocketAddr, purpose: Purpose) {
+        if self.awaiting_headers >= self.limits.max_sessions() {
+            self.metrics.rejected(Refusal::TooManySessions);
+            return refuse(stream, from, Refusal::TooManySessions.text());
+        }
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
             return warn!("cannot register connection from {from}: {e}");
         }
         entry.insert(Conn::AwaitingHeader(AwaitingHeader::new(stream, from, purpose)));
+        self.awaiting_headers += 1;
         self.arm(token);
         trace!("{token:?}: awaiting a PROXY header from {from} ({purpose:?})");
         self.again.push(token); // the header usually comes with the connection
@@ -653,6 +662,7 @@ impl Server {
     fn header_read(&mut self, token: Token, client: SocketAddr) {
         let Some(Conn::AwaitingHeader(_)) = self.conns.get(token.0) else { return };
         let Conn::AwaitingHeader(mut awaiting) = self.conns.remove(token.0) else { return };
+        self.awaiting_headers -= 1;
         // What the connection becomes registers it anew, under its own token and interests.
         if let Err(e) = self.poll.registry().deregister(&mut awaiting.stream) {
             return warn!("cannot deregister connection from {}: {e}", awaiting.from);
@@ -1185,7 +1195,8 @@ impl Server {
             }
             Conn::Passive(p) => self.unlink(p.owner, token),
             Conn::Data(d) => self.unlink(d.owner, token),
-            Conn::MetricsListener(_) | Conn::Scrape(_) | Conn::AwaitingHeader(_) => {}
+            Conn::AwaitingHeader(_) => self.awaiting_headers -= 1,
+            Conn::MetricsListener(_) | Conn::Scrape(_) => {}
         }
         trace!("{token:?}: slot closed");
     }
