@@ -142,7 +142,7 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Event loops, each on its own thread, sharing the control port (SO_REUSEPORT); a session
     /// stays on the loop that accepted it.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_workers)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_count::<MAX_WORKERS>)]
     pub workers: usize,
     /// Every connection, control and passive data, starts with a PROXY protocol header (v1 or
     /// v2) from a load balancer, naming the real client; connections without one are closed.
@@ -161,7 +161,7 @@ pub struct Config {
     #[arg(long, value_name = "CMD")]
     pub on_upload: Option<String>,
     /// Most `--on-upload` commands running at once; later ones wait in order.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_at_least_one)]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_count::<{ usize::MAX }>)]
     pub on_upload_max: usize,
 }
 
@@ -221,17 +221,12 @@ fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
 /// Loops beyond the number of cores only add contention; the bound catches typos.
 const MAX_WORKERS: usize = 256;
 
-fn parse_workers(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
-        _ => Err(format!("expected a number from 1 to {MAX_WORKERS}")),
-    }
-}
-
-fn parse_at_least_one(text: &str) -> Result<usize, String> {
+/// A count of things of which there must be at least one, and at most `MAX`.
+fn parse_count<const MAX: usize>(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
-        Ok(0) | Err(_) => Err("expected a whole number of at least 1".into()),
-        Ok(n) => Ok(n),
+        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
+        _ if MAX == usize::MAX => Err("expected a whole number of at least 1".into()),
+        _ => Err(format!("expected a whole number from 1 to {MAX}")),
     }
 }
 

@@ -7,18 +7,26 @@
 //!             └──────────────────────────────────────────────────────────────────────────────┘
 //! ```
 //! - `server`: the loop; the only code that touches the slab and the mio registry.
-//! - `conn`: per-socket state machines (control, passive listener, data connection).
+//! - `conn`: per-socket state machines (control, passive, data, PROXY header, metrics) and their TLS.
 //! - `ftp`: the protocol, sans-IO (commands, replies, session state machine, addresses).
 //! - `fs`: the virtual root, listings, transfer sources and sinks.
 //! - `buffer`: the fixed-size buffer every byte pump goes through.
-//! - `auth`, `verifier`, `credential_cache`: accounts, the password-checking thread, and the
-//!   cache that spares it repeated logins.
-//! - `tls`: FTPS certificates and the rule binding data connections to their session;
-//!   `conn::transport` runs rustls on the loop's sockets.
-//! - `throttle`: token buckets for the bandwidth limits; `upload_hook`: `--on-upload` children.
-//! - `config`: command-line options; `privileges`: `--run-as`.
-//! - `metrics`, `xferlog`: what the loop counts (served by `conn::metrics`) and the transfer log.
-//! - `workers`: `--workers N`, N loops on one port; `session_limits`: the session counts they share.
+//! - `timer`: the deadline heap that sets the loop's `poll` timeout.
+//! - `auth`: accounts and the users file.
+//! - `verifier`: the password-checking thread.
+//! - `credential_cache`: verified logins remembered, sparing the verifier repeated hashes.
+//! - `tls`: FTPS certificates and the rule binding data connections to their session.
+//! - `throttle`: token buckets for the bandwidth limits.
+//! - `upload_hook`: `--on-upload` children, started and reaped without blocking.
+//! - `config`: the command-line options.
+//! - `config_file`: the `--config` TOML file, turned into those options.
+//! - `check_config`: `mioftpd check-config FILE`.
+//! - `units`: sizes and rates with suffixes (`10M`).
+//! - `privileges`: `--run-as`.
+//! - `metrics`: what the loop counts, in the Prometheus text format.
+//! - `xferlog`: the transfer log.
+//! - `workers`: `--workers N`, N loops on one port.
+//! - `session_limits`: the session counts all loops share.
 //! - `proxy_protocol`: the PROXY header a load balancer sends first (`--proxy-protocol`).
 
 pub mod auth;

@@ -38,7 +38,7 @@ use crate::ftp::session::Target;
 use crate::ftp::{Effect, Session, Settings};
 use crate::metrics::{Gauges, Metrics};
 use crate::privileges;
-use crate::session_limits::SessionLimits;
+use crate::session_limits::{Refusal, SessionLimits};
 use crate::throttle::{Bucket, Buckets, Grant};
 use crate::timer::{self, Timers};
 use crate::tls::{Binding, Tls};
@@ -91,6 +91,9 @@ pub struct Server {
     worker: Worker,
     /// `--proxy-protocol`: every accepted connection starts with a PROXY header.
     proxy_protocol: bool,
+    /// `AwaitingHeader` slots: held to `--max-sessions` (per worker), since the session limits
+    /// can count a connection only once its header names the client.
+    awaiting_headers: usize,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     /// `conns.len()` as of the end of the last turn, for other threads (tests, leak checks).
@@ -298,6 +301,7 @@ impl Server {
             next_session_id: worker.index as u64 + 1,
             worker,
             proxy_protocol: config.proxy_protocol,
+            awaiting_headers: 0,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             open_slots: Arc::new(AtomicUsize::new(0)),
@@ -611,7 +615,10 @@ impl Server {
                 session.tls_started(); // the greeting waits in TLS's buffer for the handshake
                 Transport::with_tls(stream, tls)
             }
-            Some(Err(e)) => return warn!("[#{id}] cannot start TLS for {peer}: {e}"),
+            Some(Err(e)) => {
+                self.limits.release(peer.ip());
+                return warn!("[#{id}] cannot start TLS for {peer}: {e}");
+            }
         };
         info!("[#{id}] connect from {peer}{}", if implicit_tls { " (implicit TLS)" } else { "" });
         entry.insert(Conn::Control(Control::new(transport, session)));
@@ -623,12 +630,17 @@ impl Server {
 
     /// Behind a load balancer, an accepted connection waits here for its PROXY header.
     fn await_header(&mut self, mut stream: TcpStream, from: SocketAddr, purpose: Purpose) {
+        if self.awaiting_headers >= self.limits.max_sessions() {
+            self.metrics.rejected(Refusal::TooManySessions);
+            return refuse(stream, from, Refusal::TooManySessions.text());
+        }
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
             return warn!("cannot register connection from {from}: {e}");
         }
         entry.insert(Conn::AwaitingHeader(AwaitingHeader::new(stream, from, purpose)));
+        self.awaiting_headers += 1;
         self.arm(token);
         trace!("{token:?}: awaiting a PROXY header from {from} ({purpose:?})");
         self.again.push(token); // the header usually comes with the connection
@@ -650,6 +662,7 @@ impl Server {
     fn header_read(&mut self, token: Token, client: SocketAddr) {
         let Some(Conn::AwaitingHeader(_)) = self.conns.get(token.0) else { return };
         let Conn::AwaitingHeader(mut awaiting) = self.conns.remove(token.0) else { return };
+        self.awaiting_headers -= 1;
         // What the connection becomes registers it anew, under its own token and interests.
         if let Err(e) = self.poll.registry().deregister(&mut awaiting.stream) {
             return warn!("cannot deregister connection from {}: {e}", awaiting.from);
@@ -986,7 +999,10 @@ impl Server {
         self.wake_throttled(now);
         for (at, token) in self.deadlines.expired(now) {
             if token == LISTENER || token == IMPLICIT_TLS_LISTENER {
-                self.accept_all(token == IMPLICIT_TLS_LISTENER);
+                // A retry after a failed accept; a shutdown since then accepts nobody new.
+                if self.draining.is_none() {
+                    self.accept_all(token == IMPLICIT_TLS_LISTENER);
+                }
                 continue;
             }
             // An entry for a slot that has since been re-armed, closed, or replaced: stale.
@@ -1075,12 +1091,27 @@ impl Server {
 
     fn start_passive(&mut self, control: Token, job: Job) {
         let data = self.control(control).and_then(|c| c.data);
+        // `PROT` may have changed since `PASV`: the transfer command decides whether its data
+        // connection is TLS (as in vsftpd), not the protection in force when the port opened.
+        let binding = self.data_binding(control);
         match data.and_then(|d| self.conns.get_mut(d.0)) {
             // The client has not connected yet: park the job until it does.
-            Some(Conn::Passive(passive)) => passive.job = Some(job),
+            Some(Conn::Passive(passive)) => {
+                passive.binding = binding;
+                passive.job = Some(job);
+            }
             // Connected already: move the first bytes now, so that a small file is done before
             // the control connection next writes, and its 150 and 226 leave in one packet.
             Some(Conn::Data(data_conn)) if data_conn.is_idle() => {
+                let tls = self.tls.as_ref();
+                let protected = data_conn.protect(binding, || match tls {
+                    Some(tls) => tls.data_session().map_err(io::Error::other),
+                    None => Err(io::Error::other("TLS is not configured")),
+                });
+                if let Err(e) = protected {
+                    self.close_data_of(control);
+                    return self.tell_finished(control, Err(TransferError::Connect(e)));
+                }
                 data_conn.start(job);
                 if let Some(data) = data {
                     self.ready(data);
@@ -1164,7 +1195,8 @@ impl Server {
             }
             Conn::Passive(p) => self.unlink(p.owner, token),
             Conn::Data(d) => self.unlink(d.owner, token),
-            Conn::MetricsListener(_) | Conn::Scrape(_) | Conn::AwaitingHeader(_) => {}
+            Conn::AwaitingHeader(_) => self.awaiting_headers -= 1,
+            Conn::MetricsListener(_) | Conn::Scrape(_) => {}
         }
         trace!("{token:?}: slot closed");
     }
@@ -1219,8 +1251,6 @@ fn span(range: &RangeInclusive<u16>) -> u32 {
     u32::from(*range.end() - *range.start()) + 1
 }
 
-/// A non-blocking listener with a large backlog (mio's own `bind` uses 128). `shared_port`:
-/// other workers' listeners bind the same port, and the kernel spreads connections over them.
 /// `count` listeners on `addr`, sharing its port (`SO_REUSEPORT`) when there are several; with
 /// port 0, the first one picks the port and the others join it.
 fn listen_all(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
@@ -1234,6 +1264,8 @@ fn listen_all(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
+/// A non-blocking listener with a large backlog (mio's own `bind` uses 128). `shared_port`:
+/// other workers' listeners bind the same port, and the kernel spreads connections over them.
 fn listen(addr: SocketAddr, shared_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;

@@ -44,6 +44,11 @@ impl SessionLimits {
         SessionLimits { max_sessions, max_per_ip, counts: Mutex::default() }
     }
 
+    /// The most sessions at once (`--max-sessions`).
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+
     /// Counts a new session from `ip`, or says which limit it would break.
     pub fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
         let mut counts = self.counts();

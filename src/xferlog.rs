@@ -10,7 +10,8 @@
 //! (`o`ut/`i`n), access mode (`a`nonymous/`r`eal), user name, service (`ftp`), authentication
 //! method (`0`), authenticated user id (`*`), completion (`c`omplete/`i`ncomplete).
 //!
-//! As vsftpd does: the file name is the path the client sees (`/` is the served root), with
+//! As vsftpd does: the file name is the path the client sees (`/` is the served root, or the
+//! user's home for a user who has one), with
 //! spaces written as `_` (a space would split the field) and control characters as `?`; transfers
 //! whose data connection never came (425) are not logged. Unlike vsftpd, an anonymous user is
 //! logged by login name, not by the e-mail address given as password (which is not kept).

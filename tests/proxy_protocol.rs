@@ -152,3 +152,19 @@ fn connections_without_a_valid_header_get_no_greeting() {
     assert!(started.elapsed() < PATIENCE);
     server.assert_no_open_slots();
 }
+
+#[test]
+fn connections_waiting_for_their_header_are_bounded_by_max_sessions() {
+    let server = TestServer::with_users_and("pp-pending", |cfg| {
+        cfg.proxy_protocol = true;
+        cfg.max_sessions = 2;
+    });
+    let silent: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(server.addr).expect("connect")).collect();
+    eventually("two connections wait for their header", || server.open_slots() == 2);
+    let reply = read_until_closed(server.addr, b"");
+    assert!(reply.starts_with("421 "), "a third connection waiting for a header was not refused: {reply:?}");
+    drop(silent);
+    eventually("the silent connections are gone", || server.open_slots() == 0);
+    let mut c = Raw::connect_with(server.addr, &v1("192.0.2.7")); // greeted
+    c.expect_cmd("NOOP", 200);
+}

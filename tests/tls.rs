@@ -83,6 +83,18 @@ fn a_data_connection_resuming_another_sessions_tls_is_refused() {
 }
 
 #[test]
+fn prot_p_sent_after_pasv_protects_that_data_connection() {
+    if !require("python3") {
+        return;
+    }
+    let (server, _cert) = ftps_server("tls-prot-after-pasv", |_| {});
+    server.root.write("file.txt", b"protected after all\n");
+    let out = python("prot-after-pasv", server.port(), &server.root.path);
+    assert!(out.contains("connect first True") && out.contains("connect after True"), "{out}");
+    assert_eq!(out.matches("final 226").count(), 2, "{out}");
+}
+
+#[test]
 fn plaintext_pipelined_behind_auth_tls_is_dropped() {
     if !require("python3") {
         return;

@@ -27,6 +27,7 @@ use log::{debug, trace, warn};
 use mio::Token;
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, SpliceFlags};
+use rustls::ServerConnection;
 use std::fs::File;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -146,6 +147,28 @@ impl Data {
                 Outcome::Finished(Err(TransferError::Network(timed_out())))
             }
             State::Idle | State::Done => Outcome::Close,
+        }
+    }
+
+    /// Gives an idle connection the protection its transfer command found, `PROT` having
+    /// perhaps changed since `PASV`. A plain one can still become TLS: in `Idle` it has read
+    /// nothing, so the client's hello waits in the socket. A TLS one cannot become plain.
+    pub fn protect(
+        &mut self,
+        binding: Option<Binding>,
+        tls: impl FnOnce() -> io::Result<ServerConnection>,
+    ) -> io::Result<()> {
+        match (self.transport.is_tls(), binding) {
+            (false, Some(binding)) => {
+                self.transport.start_tls(tls()?);
+                self.binding = Some(binding);
+                Ok(())
+            }
+            (true, None) => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "PROT C, but the data connection was opened under PROT P",
+            )),
+            _ => Ok(()),
         }
     }
 

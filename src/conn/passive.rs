@@ -27,7 +27,8 @@ pub struct Passive {
     pub peer_ip: IpAddr,
     /// A transfer that is waiting for the client to connect.
     pub job: Option<Job>,
-    /// Set when the data connection is to be TLS (`PROT P` at `PASV` time).
+    /// Set when the data connection is to be TLS (`PROT P` at `PASV` time, and again at the
+    /// transfer command, which may come after a change of `PROT`).
     pub binding: Option<Binding>,
     pub opened_at: Instant,
     /// Connections come through a load balancer that names the client in a PROXY header.

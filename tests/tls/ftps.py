@@ -98,6 +98,31 @@ def inject(port):
     print("pass", tls.makefile("rb").readline().decode().strip()[:3])
 
 
+def prot_after_pasv(port):
+    """PROT P sent after EPSV: the data connection is TLS all the same, whether the client
+    connects before the transfer command or after it."""
+    ftp = ReusingFTP_TLS(context=context())
+    ftp.connect("127.0.0.1", port)
+    ftp.login("alice", "pw")
+    for connect_first in (True, False):
+        _, data_port = ftplib.parse229(ftp.sendcmd("EPSV"), ftp.sock.getpeername())
+        ftp.prot_p()
+        if connect_first:
+            raw = socket.create_connection(("127.0.0.1", data_port))
+        print("preliminary", ftp.sendcmd("RETR file.txt")[:3])
+        if not connect_first:
+            raw = socket.create_connection(("127.0.0.1", data_port))
+        tls = ftp.context.wrap_socket(raw, server_hostname="127.0.0.1", session=ftp.sock.session)
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+        tls.close()
+        print("connect first" if connect_first else "connect after", data == b"protected after all\n")
+        print("final", ftp.voidresp()[:3])
+        ftp.prot_c()  # the next EPSV is opened under PROT C again
+    ftp.quit()
+
+
 def proxied_implicit(port):
     """Behind a balancer on the implicit port: the PROXY header first, then TLS."""
     raw = socket.create_connection(("127.0.0.1", port))
@@ -122,6 +147,8 @@ def main():
         transfers(ftplib.FTP_TLS, port)
     elif check == "hijack":
         hijack(port)
+    elif check == "prot-after-pasv":
+        prot_after_pasv(port)
     elif check == "proxied-implicit":
         proxied_implicit(port)
     elif check == "inject":
