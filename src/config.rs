@@ -161,7 +161,7 @@ pub struct Config {
     #[arg(long, value_name = "CMD")]
     pub on_upload: Option<String>,
     /// Most `--on-upload` commands running at once; later ones wait in order.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_count::<{ usize::MAX }>)]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_count::<{ crate::upload_hook::MAX_QUEUED }>)]
     pub on_upload_max: usize,
 }
 

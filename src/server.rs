@@ -69,6 +69,9 @@ const CHILDREN: Token = Token(usize::MAX - 4);
 /// connects that overflows the backlog leaves clients waiting for a greeting that never comes.
 const BACKLOG: i32 = 4096;
 
+/// Metrics scrapes open at once per loop; one more is closed at once.
+const MAX_SCRAPES: usize = 16;
+
 pub struct Server {
     poll: Poll,
     events: Events,
@@ -119,6 +122,8 @@ pub struct Server {
     metrics: Metrics,
     /// Where `--metrics` is served (its listener is a slot of `conns`).
     metrics_addr: Option<SocketAddr>,
+    /// Scrape connections open now (at most `MAX_SCRAPES`).
+    scrapes: usize,
     xferlog: Option<Xferlog>,
     /// `--max-rate`: the bucket every data connection draws from.
     global_rate: Option<Bucket>,
@@ -321,6 +326,7 @@ impl Server {
             shutdown_grace: Duration::from_secs(config.shutdown_grace),
             metrics: Metrics::default(),
             metrics_addr,
+            scrapes: 0,
             xferlog,
             // Loops share nothing, so each gets an equal part of the global rate.
             global_rate: config
@@ -871,12 +877,18 @@ impl Server {
     }
 
     fn open_scrape(&mut self, mut stream: TcpStream) {
+        // Scrapers are a few monitoring systems; more at once is a misconfiguration or an
+        // attack, and must not take descriptors from FTP clients.
+        if self.scrapes >= MAX_SCRAPES {
+            return debug!("metrics: {MAX_SCRAPES} scrapes open already; closing another");
+        }
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
             return warn!("metrics: cannot register a scrape: {e}");
         }
         entry.insert(Conn::Scrape(Scrape::new(stream)));
+        self.scrapes += 1;
         self.arm(token);
         trace!("{token:?}: new scrape slot");
         self.again.push(token); // the request may be there already
@@ -1196,7 +1208,8 @@ impl Server {
             Conn::Passive(p) => self.unlink(p.owner, token),
             Conn::Data(d) => self.unlink(d.owner, token),
             Conn::AwaitingHeader(_) => self.awaiting_headers -= 1,
-            Conn::MetricsListener(_) | Conn::Scrape(_) => {}
+            Conn::Scrape(_) => self.scrapes -= 1,
+            Conn::MetricsListener(_) => {}
         }
         trace!("{token:?}: slot closed");
     }

@@ -7,6 +7,7 @@
 //! and when it closes, for a hash-map update of a few nanoseconds. With one worker it is never
 //! contended.
 
+use crate::ftp::addr::canonical;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -51,6 +52,8 @@ impl SessionLimits {
 
     /// Counts a new session from `ip`, or says which limit it would break.
     pub fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
+        // `::ffff:192.0.2.7` (a dual-stack listener, or a PROXY header) is `192.0.2.7`.
+        let ip = canonical(ip);
         let mut counts = self.counts();
         if counts.sessions >= self.max_sessions {
             return Err(Refusal::TooManySessions);
@@ -66,6 +69,7 @@ impl SessionLimits {
     /// A session `admit` counted has ended. (A release for an address with no session counts
     /// nothing, so a mistake cannot free another address's place.)
     pub fn release(&self, ip: IpAddr) {
+        let ip = canonical(ip);
         let mut counts = self.counts();
         let Some(from_ip) = counts.per_ip.get_mut(&ip) else { return };
         *from_ip -= 1;
@@ -85,6 +89,15 @@ impl SessionLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv4_mapped_address_counts_as_its_ipv4_address() {
+        let limits = SessionLimits::new(10, 1);
+        assert_eq!(limits.admit("192.0.2.7".parse().unwrap()), Ok(()));
+        assert_eq!(limits.admit("::ffff:192.0.2.7".parse().unwrap()), Err(Refusal::TooManyFromAddress));
+        limits.release("::ffff:192.0.2.7".parse().unwrap());
+        assert_eq!(limits.admit("192.0.2.7".parse().unwrap()), Ok(()));
+    }
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));

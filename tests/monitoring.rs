@@ -203,6 +203,29 @@ fn a_slow_or_silent_scraper_does_not_hold_up_ftp_clients_or_other_scrapes() {
     assert!(matches!(slow.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
 }
 
+#[test]
+fn scrapes_beyond_the_cap_are_closed_and_ftp_goes_on() {
+    let Some((server, metrics)) = server_with_metrics("metrics-cap") else { return };
+    // 16 silent scrapers fill the cap; FTP clients are not affected.
+    let held: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(metrics).unwrap()).collect();
+    let mut c = Raw::anonymous(server.addr);
+    c.expect_cmd("NOOP", 200);
+    let reply = read_until_closed(metrics, b"GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(reply.is_empty(), "a 17th scrape was answered: {reply:?}");
+    drop(held);
+    // Their slots go as they close; then a scrape is answered again.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let url = format!("http://{metrics}/metrics");
+        let (ok, out, _) = run("curl", &["-sS", "--max-time", "5", &url], b"", &std::env::temp_dir());
+        if ok && out.contains("mioftpd_sessions_total") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "scrapes stayed refused after the others closed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// One parsed `xferlog` line.
 #[derive(Debug)]
 struct XferLine {
