@@ -107,7 +107,10 @@ fn run(settings: &Settings) -> Result<(), String> {
     // its account.
     let workspace = Workspace::create()?;
     let warmed = procs::warm_memory(16 << 30);
-    println!("compare: touched {:.1} GiB of memory once, so no server pays for its first use", warmed as f64 / f64::from(1 << 30));
+    println!(
+        "compare: touched {:.1} GiB of memory once, so no server pays for its first use",
+        warmed as f64 / f64::from(1 << 30)
+    );
     workspace.write_file(&settings.big_file_name, settings.big_file_size)?;
     workspace.write_file("bench-4k.bin", 4096)?;
     println!("compare: serving {} ({} and bench-4k.bin)", workspace.root.display(), settings.big_file_name);
