@@ -213,8 +213,10 @@ pub fn run_tool(program: &str, args: &[&str], input: Option<&str>) -> Result<Str
 /// memory that was never used is backed by the host only at its first touch, and that touch is
 /// slow: STOR into tmpfs measured 340-950 MiB/s at 1.1-3 s of server CPU per GiB before this,
 /// and 1100-2450 MiB/s at 0.4-0.9 s after (docs/PERFORMANCE.md). Whichever server happened to
-/// write into fresh memory paid for it; touching it first makes the rounds fair. Capped at
-/// what the machine has available, less 2 GiB. Returns the bytes touched.
+/// write into fresh memory paid for it; touching it first makes the rounds fairer, though not
+/// fair: memory freed later (a deleted upload) may be reported back to the host by the balloon
+/// driver and be slow again. Capped at what the machine has available, less 2 GiB. Returns the
+/// bytes touched.
 pub fn warm_memory(want: usize) -> usize {
     const PAGE: usize = 4096;
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
