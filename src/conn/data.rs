@@ -70,19 +70,7 @@ pub struct Data {
 impl Data {
     /// An active-mode connection in progress, which will carry `job` once connected.
     pub fn connecting(transport: Transport, owner: Token, session_id: u64, job: Job, binding: Option<Binding>) -> Data {
-        Data {
-            transport,
-            owner,
-            session_id,
-            state: State::Connecting(job),
-            binding,
-            buf: None,
-            pipe: None,
-            bytes: 0,
-            last_progress: Instant::now(),
-            turn_budget: TURN_BUDGET,
-            credit: Credit::default(),
-        }
+        Data::new(transport, owner, session_id, State::Connecting(job), binding)
     }
 
     /// A connection accepted by a passive listener; `job` is there if the command came first.
@@ -93,11 +81,19 @@ impl Data {
         job: Option<Job>,
         binding: Option<Binding>,
     ) -> Data {
-        let mut data = Data {
+        let mut data = Data::new(transport, owner, session_id, State::Idle, binding);
+        if let Some(job) = job {
+            data.start(job);
+        }
+        data
+    }
+
+    fn new(transport: Transport, owner: Token, session_id: u64, state: State, binding: Option<Binding>) -> Data {
+        Data {
             transport,
             owner,
             session_id,
-            state: State::Idle,
+            state,
             binding,
             buf: None,
             pipe: None,
@@ -105,11 +101,7 @@ impl Data {
             last_progress: Instant::now(),
             turn_budget: TURN_BUDGET,
             credit: Credit::default(),
-        };
-        if let Some(job) = job {
-            data.start(job);
         }
-        data
     }
 
     /// Bytes moved in this transfer so far.
