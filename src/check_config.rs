@@ -5,6 +5,7 @@
 use crate::auth::Users;
 use crate::config_file;
 use crate::fs::Root;
+use crate::privileges;
 use crate::tls::Tls;
 use std::path::Path;
 
@@ -17,6 +18,9 @@ pub fn check(path: &Path) -> Result<String, String> {
         None => Users::default(),
     };
     let tls = Tls::from_config(&config).map_err(|e| e.to_string())?;
+    if let Some(user) = &config.run_as {
+        privileges::account_exists(user).map_err(|e| format!("run_as: {e}"))?;
+    }
     let mut report = format!("# {}: valid; effective settings:\n", path.display());
     report.push_str(&config_file::effective_settings(&matches));
     report.push_str(&format!("# root: {}\n", root.dir().display()));

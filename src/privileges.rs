@@ -40,6 +40,11 @@ pub fn warn_if_root() {
     }
 }
 
+/// Whether `--run-as NAME` would find its account (for `check-config`).
+pub fn account_exists(name: &str) -> io::Result<()> {
+    lookup(name).map(drop)
+}
+
 fn lookup(name: &str) -> io::Result<(libc::uid_t, libc::gid_t)> {
     let c_name = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad user name"))?;
     let mut buf = vec![0 as libc::c_char; 16 * 1024];

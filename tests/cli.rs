@@ -400,7 +400,12 @@ fn check_config_prints_the_effective_settings_without_hashes() {
     let bad_home = config.replace("/users\"", "/users-bad-home\"");
     root.write("users-bad-line", format!("carol:{hash}\ndave\n").as_bytes());
     let bad_line = config.replace("/users\"", "/users-bad-line\"");
-    let broken = broken.into_iter().chain([(bad_home, "user carol: home gone"), (bad_line, "line 2")]);
+    let no_account = config.clone() + "run_as = \"no-such-account-here\"\n";
+    let broken = broken.into_iter().chain([
+        (bad_home, "user carol: home gone"),
+        (bad_line, "line 2"),
+        (no_account, "run_as: no such user: no-such-account-here"),
+    ]);
     for (text, expected) in broken {
         root.write("broken.toml", text.as_bytes());
         let (ok, out, err) = mioftpd_with_output(&["check-config", root.join("broken.toml").to_str().unwrap()], "");
