@@ -504,6 +504,16 @@ impl Server {
         info!("SIGHUP: reloading");
         self.reload_users();
         self.reload_tls();
+        self.reopen_xferlog();
+    }
+
+    /// New transfer-log lines go to the file now at the log's path (after a rotation).
+    fn reopen_xferlog(&mut self) {
+        let Some(log) = self.xferlog.as_mut() else { return };
+        match log.reopen() {
+            Ok(path) => info!("reload: transfer log {}", path.display()),
+            Err(e) => warn!("reload: cannot reopen the transfer log: {e}; writing to the old file"),
+        }
     }
 
     /// New TLS sessions use the certificate and key as they are now (a renewed certificate);

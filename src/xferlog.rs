@@ -21,11 +21,13 @@ use log::warn;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub struct Xferlog {
     file: File,
+    /// Where the log is, to open it again after a rotation (`SIGHUP`).
+    path: PathBuf,
     /// The last write failed: warn once per run of failures, not once per transfer.
     failing: bool,
 }
@@ -34,7 +36,14 @@ impl Xferlog {
     /// Opens (or creates, mode 0600 as vsftpd's) the log for appending.
     pub fn open(path: &Path) -> io::Result<Xferlog> {
         let file = OpenOptions::new().append(true).create(true).mode(0o600).open(path)?;
-        Ok(Xferlog { file, failing: false })
+        Ok(Xferlog { file, path: path.to_path_buf(), failing: false })
+    }
+
+    /// Opens the log's path again (`SIGHUP`, after logrotate moved the file away), so new lines
+    /// go to the new file. On failure the old file stays in use.
+    pub fn reopen(&mut self) -> io::Result<&Path> {
+        *self = Xferlog::open(&self.path)?;
+        Ok(&self.path)
     }
 
     /// Appends the line of `record`, unless it moved nothing because it never connected.

@@ -531,3 +531,27 @@ fn run_as_with_workers_drops_root_in_every_thread() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn sighup_reopens_the_transfer_log_after_a_rotation() {
+    let dir = TempRoot::new("xferlog-rotate");
+    dir.write("served/f.txt", b"rotate me");
+    let (log_file, rotated) = (dir.join("xferlog"), dir.join("xferlog.1"));
+    let root = dir.join("served");
+    let args = ["--root", root.to_str().unwrap(), "--xferlog", log_file.to_str().unwrap()];
+    let (child, addr, stderr) = spawn_server(&args);
+    let server = Running(child);
+    let log = follow(stderr);
+    let mut c = Raw::anonymous(addr);
+    assert_eq!(c.download("RETR f.txt"), b"rotate me");
+    // logrotate without copytruncate: move the file away, then signal.
+    eventually("the first line", || std::fs::read_to_string(&log_file).is_ok_and(|t| t.lines().count() == 1));
+    std::fs::rename(&log_file, &rotated).unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(wait_for(&log, "reload: transfer log").contains("INFO"));
+    assert_eq!(c.download("RETR f.txt"), b"rotate me");
+    eventually("the second line", || std::fs::read_to_string(&log_file).is_ok_and(|t| t.lines().count() == 1));
+    assert_eq!(std::fs::read_to_string(&rotated).unwrap().lines().count(), 1, "the rotated file got nothing new");
+    c.expect_cmd("QUIT", 221);
+    server.stop();
+}
