@@ -958,9 +958,9 @@ impl Server {
 
     /// The data connection's stream: TLS when the session's binding asks for it.
     fn data_transport(&self, stream: TcpStream, binding: Option<&Binding>) -> io::Result<Transport> {
-        match (binding, &self.tls) {
-            (Some(_), Some(tls)) => Ok(Transport::with_tls(stream, tls.data_session().map_err(io::Error::other)?)),
-            _ => Ok(Transport::plain(stream)),
+        match binding {
+            Some(_) => Ok(Transport::with_tls(stream, data_tls_session(self.tls.as_ref())?)),
+            None => Ok(Transport::plain(stream)),
         }
     }
 
@@ -1126,10 +1126,7 @@ impl Server {
             // the control connection next writes, and its 150 and 226 leave in one packet.
             Some(Conn::Data(data_conn)) if data_conn.is_idle() => {
                 let tls = self.tls.as_ref();
-                let protected = data_conn.protect(binding, || match tls {
-                    Some(tls) => tls.data_session().map_err(io::Error::other),
-                    None => Err(io::Error::other("TLS is not configured")),
-                });
+                let protected = data_conn.protect(binding, || data_tls_session(tls));
                 if let Err(e) = protected {
                     self.close_data_of(control);
                     return self.tell_finished(control, Err(TransferError::Connect(e)));
@@ -1240,6 +1237,14 @@ fn completed_upload(event: &SessionEvent) -> Option<&TransferRecord> {
             Some(record)
         }
         _ => None,
+    }
+}
+
+/// A server-side TLS session for a data connection (a binding exists only when TLS is configured).
+fn data_tls_session(tls: Option<&Tls>) -> io::Result<rustls::ServerConnection> {
+    match tls {
+        Some(tls) => tls.data_session().map_err(io::Error::other),
+        None => Err(io::Error::other("TLS is not configured")),
     }
 }
 
